@@ -1,0 +1,1 @@
+"""Juggernaut Assets: JUGGERNAUT's revenue operations as a Dagster code location."""

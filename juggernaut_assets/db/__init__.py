@@ -1,0 +1,1 @@
+"""The governance database: models, engines and migrations."""

@@ -1,0 +1,1 @@
+"""Dagster resources: the governance database, HTTP sources, GitHub, notifications."""

@@ -1,0 +1,41 @@
+"""Where the platform keeps its local state, and how the governance database URL is chosen.
+
+Everything here is read from the environment at call time, never stored in code.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+def data_dir() -> Path:
+    """The local data directory (`JUGGERNAUT_DATA_DIR`, default `.local/` in the project)."""
+    path = Path(os.environ.get("JUGGERNAUT_DATA_DIR", PROJECT_ROOT / ".local"))
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def default_database_url() -> str:
+    return f"sqlite:///{data_dir() / 'governance.db'}"
+
+
+def database_url() -> str:
+    """`JUGGERNAUT_DATABASE_URL`, else production's `DATABASE_URL`, else the embedded SQLite file."""
+    return (
+        os.environ.get("JUGGERNAUT_DATABASE_URL")
+        or os.environ.get("DATABASE_URL")
+        or default_database_url()
+    )
+
+
+def artifacts_dir() -> str:
+    """Where handlers write file artifacts (`JUGGERNAUT_ARTIFACTS_DIR`)."""
+    return os.environ.get("JUGGERNAUT_ARTIFACTS_DIR", str(data_dir() / "artifacts"))
+
+
+def assets_dir() -> str:
+    """Base path (local directory or fsspec URL) of the polars IO manager."""
+    return os.environ.get("JUGGERNAUT_ASSETS_DIR", str(data_dir() / "assets"))

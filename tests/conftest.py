@@ -1,0 +1,85 @@
+"""Shared fixtures: a migrated governance database on SQLite and on a real PostgreSQL server.
+
+PostgreSQL is taken from `JUGGERNAUT_TEST_PG_URL` (default: the local server with trust auth,
+database `test`). Each pytest worker creates its own database on that server and drops it at
+the end. Without a server the PostgreSQL cases are skipped locally and fail under `CI=true`.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+from sqlalchemy.engine import make_url
+
+from juggernaut_assets.db.engine import make_engine
+from juggernaut_assets.db.migrate import upgrade
+from juggernaut_assets.db.models import metadata
+from juggernaut_assets.resources.governance_db import GovernanceDB
+
+PG_SERVER_URL = os.environ.get(
+    "JUGGERNAUT_TEST_PG_URL", "postgresql+psycopg2://postgres@127.0.0.1:5432/test"
+)
+
+
+def _pg_admin_engine() -> sa.Engine:
+    return sa.create_engine(PG_SERVER_URL, isolation_level="AUTOCOMMIT")
+
+
+@pytest.fixture(scope="session")
+def pg_database_url() -> Iterator[str]:
+    """A fresh, migrated PostgreSQL database for this pytest worker."""
+    admin = _pg_admin_engine()
+    try:
+        with admin.connect() as conn:
+            conn.execute(sa.text("SELECT 1"))
+    except sa.exc.OperationalError as exc:
+        admin.dispose()
+        message = f"PostgreSQL is not reachable at {make_url(PG_SERVER_URL).host}: {exc.orig}"
+        if os.environ.get("CI") == "true":
+            pytest.fail(message)
+        pytest.skip(message)
+    name = f"ja_test_{os.environ.get('PYTEST_XDIST_WORKER', 'main')}_{uuid.uuid4().hex[:8]}"
+    with admin.connect() as conn:
+        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+    url = make_url(PG_SERVER_URL).set(database=name).render_as_string(hide_password=False)
+    upgrade(url)
+    yield url
+    make_engine(url).dispose()
+    with admin.connect() as conn:
+        conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    admin.dispose()
+
+
+def _truncate_all(url: str) -> None:
+    names = ", ".join(f'"{t.name}"' for t in metadata.sorted_tables)
+    with make_engine(url).begin() as conn:
+        conn.execute(sa.text(f"TRUNCATE {names} CASCADE"))
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A migrated, empty governance database; every test using it runs on both engines."""
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path / 'governance.db'}"
+        upgrade(url)
+        return url
+    url = request.getfixturevalue("pg_database_url")
+    _truncate_all(url)
+    return url
+
+
+@pytest.fixture
+def governance_db(db_url: str) -> GovernanceDB:
+    return GovernanceDB(url=db_url)
+
+
+@pytest.fixture(autouse=True)
+def _local_dirs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Keep every test's files (artifacts, asset values) inside its own tmp_path."""
+    monkeypatch.setenv("JUGGERNAUT_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.delenv("GITHUB_TOKEN", raising=False)
