@@ -23,7 +23,7 @@ def default_database_url() -> str:
 
 
 def database_url() -> str:
-    """`JUGGERNAUT_DATABASE_URL`, else production's `DATABASE_URL`, else the embedded SQLite file."""
+    """`JUGGERNAUT_DATABASE_URL`, else `DATABASE_URL` (production's name), else embedded SQLite."""
     return (
         os.environ.get("JUGGERNAUT_DATABASE_URL")
         or os.environ.get("DATABASE_URL")

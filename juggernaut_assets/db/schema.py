@@ -20,9 +20,7 @@ log = logging.getLogger(__name__)
 
 
 def _ensure_priority_enum(conn: Connection) -> None:
-    exists = conn.execute(
-        sa.text("SELECT 1 FROM pg_type WHERE typname = 'task_priority'")
-    ).scalar()
+    exists = conn.execute(sa.text("SELECT 1 FROM pg_type WHERE typname = 'task_priority'")).scalar()
     if not exists:
         labels = ", ".join(f"'{label}'" for label in PRIORITY_ORDER)
         conn.execute(sa.text(f"CREATE TYPE task_priority AS ENUM ({labels})"))

@@ -1,0 +1,1 @@
+"""Carrying tasks out: one handler registry, one tool registry, artifact verification."""

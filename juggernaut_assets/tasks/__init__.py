@@ -1,0 +1,1 @@
+"""The task queue: creating, claiming and settling `governance_tasks` rows."""
