@@ -1,0 +1,30 @@
+"""What a handler gets to work with for one task."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy.engine import Engine
+
+from juggernaut_assets.execution.tools.toolbox import ToolBox
+from juggernaut_assets.resources.github import GitHubResource
+
+Materializer = Callable[[str, str | None, str], str]
+"""(asset name, partition or None, task id) → id of the run that materialised it."""
+
+
+@dataclass
+class TaskContext:
+    task_id: str
+    task_type: str
+    payload: Any
+    engine: Engine
+    artifacts_dir: Path
+    tools: ToolBox
+    github: GitHubResource
+    materialize: Materializer | None
+    log: logging.Logger | Any

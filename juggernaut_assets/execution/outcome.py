@@ -1,0 +1,50 @@
+"""What a handler can say about a task: done with artifacts, or why it is not done."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from juggernaut_assets.db.enums import ArtifactKind, TaskStatus
+
+
+@dataclass
+class Artifact:
+    """Something real a task produced; verified by the executor before the task completes."""
+
+    kind: ArtifactKind
+    uri: str | None = None
+    external_id: str | None = None
+    sha256: str | None = None
+    details: dict[str, Any] = field(default_factory=dict)
+    verified: bool = False
+    verification_detail: str = ""
+
+
+@dataclass
+class HandlerResult:
+    """A handler's report: its artifacts, a one-line summary, and the state to move to.
+
+    `status` is `completed` for finished work, or a waiting state (e.g. `awaiting_pr_merge`)
+    when the work continues outside this run.
+    """
+
+    artifacts: list[Artifact]
+    summary: str
+    status: TaskStatus = TaskStatus.COMPLETED
+
+
+class TaskRejected(Exception):
+    """Bad input that no retry can fix: the task fails with this message."""
+
+
+class TaskBlocked(Exception):
+    """Something outside the task is missing (a token, a service): the task is `blocked`."""
+
+
+class NeedsApproval(Exception):
+    """A person has to decide: the task waits in `waiting_approval` with this reason."""
+
+
+class RetriableError(Exception):
+    """A transient failure (a 5xx, a timeout): the task goes back to the queue with backoff."""

@@ -1,0 +1,1 @@
+"""The one tool registry: every external side effect goes through `ToolBox.call`."""

@@ -1,0 +1,85 @@
+"""The `ToolBox`: runs a registered tool for a task and records the call in `tool_calls`."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+from sqlalchemy.engine import Engine
+
+from juggernaut_assets.db.models import ToolCall, new_id, utcnow
+from juggernaut_assets.execution.outcome import RetriableError, TaskBlocked, TaskRejected
+from juggernaut_assets.execution.tools.base import ToolOutput, redact
+from juggernaut_assets.execution.tools.registry import TOOLS
+from juggernaut_assets.resources.task_tools import TaskToolsResource
+
+
+@dataclass
+class ToolBox:
+    """Runs registered tools for one task; every call is written to `tool_calls`."""
+
+    engine: Engine
+    task_id: str
+    settings: TaskToolsResource
+    artifacts_dir: Path
+    http: httpx.Client
+    steps_run: int = 0
+
+    def next_step(self) -> int:
+        """A fresh step number, so each step's files get their own directory."""
+        self.steps_run += 1
+        return self.steps_run
+
+    def call(self, name: str, args: dict[str, Any]) -> ToolOutput:
+        tool = TOOLS.get(name)
+        if tool is None:
+            raise TaskRejected(
+                f"unknown tool '{name}'; registered tools: {', '.join(sorted(TOOLS))}"
+            )
+        call_id = new_id()
+        started = utcnow()
+        clock = time.perf_counter()
+        with self.engine.begin() as conn:
+            conn.execute(
+                ToolCall.__table__.insert().values(
+                    id=call_id,
+                    task_id=self.task_id,
+                    tool_name=name,
+                    arguments=redact(args),
+                    success=False,
+                    started_at=started,
+                )
+            )
+        try:
+            output = tool(args, self)
+        except (TaskBlocked, TaskRejected, RetriableError) as exc:
+            output = ToolOutput(False, {}, error=str(exc))
+            self._finish(call_id, output, clock)
+            raise
+        except httpx.HTTPError as exc:
+            output = ToolOutput(False, {}, error=f"{type(exc).__name__}: {exc}", retriable=True)
+        self._finish(call_id, output, clock)
+        for artifact in output.artifacts:
+            artifact.external_id = artifact.external_id or call_id
+        if not output.success:
+            message = f"{name} failed: {output.error}"
+            raise RetriableError(message) if output.retriable else TaskRejected(message)
+        return output
+
+    def _finish(self, call_id: str, output: ToolOutput, clock: float) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(
+                ToolCall.__table__.update()
+                .where(ToolCall.__table__.c.id == call_id)
+                .values(
+                    success=output.success,
+                    result=redact(output.result),
+                    error_message=output.error,
+                    external_id=output.external_id,
+                    duration_ms=int((time.perf_counter() - clock) * 1000),
+                    completed_at=utcnow(),
+                )
+            )

@@ -1,0 +1,116 @@
+"""Task payloads: decoding, size limits and per-type schemas (shared/contract.md).
+
+Unknown fields are kept and ignored; missing or malformed fields fail the task with a message
+that names them.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any, TypeVar
+
+import pydantic
+
+MAX_PAYLOAD_BYTES = 1_000_000
+
+M = TypeVar("M", bound="Payload")
+
+
+class PayloadError(ValueError):
+    """The payload cannot be used; the message is meant for a person."""
+
+
+class Payload(pydantic.BaseModel):
+    model_config = pydantic.ConfigDict(extra="allow")
+
+
+class QueryPayload(Payload):
+    """`analysis`, `database` (and aliases): one read-only SQL statement."""
+
+    sql: str = pydantic.Field(min_length=1)
+    params: dict[str, Any] = pydantic.Field(default_factory=dict)
+    max_rows: int = pydantic.Field(default=10_000, ge=1, le=1_000_000)
+
+
+class ScanPayload(Payload):
+    """`scan`: materialise the named asset (optionally one partition)."""
+
+    asset: str = pydantic.Field(min_length=1)
+    partition: str | None = None
+
+
+class WorkflowStep(Payload):
+    tool: str = pydantic.Field(min_length=1)
+    args: dict[str, Any] = pydantic.Field(default_factory=dict)
+
+
+class WorkflowPayload(Payload):
+    """`workflow`: explicit steps, each a call of a registered tool."""
+
+    steps: list[WorkflowStep]
+
+
+class FileChange(Payload):
+    path: str = pydantic.Field(min_length=1)
+    content: str
+
+
+class CodePayload(Payload):
+    """`code` (and aliases): explicit file changes, or an instruction for a generated change."""
+
+    repo: str = pydantic.Field(pattern=r"^[\w.-]+/[\w.-]+$")
+    base: str = "main"
+    title: str | None = None
+    changes: list[FileChange] | None = None
+    instruction: str | None = None
+
+    @pydantic.model_validator(mode="after")
+    def _changes_or_instruction(self) -> CodePayload:
+        if not self.changes and not self.instruction:
+            raise ValueError("give either 'changes' (a non-empty list) or 'instruction'")
+        return self
+
+
+def decode_payload(raw: Any) -> dict[str, Any]:
+    """The payload as a JSON object, or a `PayloadError` saying what is wrong with it."""
+    if raw is None:
+        return {}
+    text = raw if isinstance(raw, str) else json.dumps(raw)
+    size = len(text.encode())
+    if size > MAX_PAYLOAD_BYTES:
+        raise PayloadError(
+            f"payload is {size / 1_000_000:.1f} MB, over the "
+            f"{MAX_PAYLOAD_BYTES // 1_000_000} MB limit"
+        )
+    if isinstance(raw, str):
+        try:
+            raw = json.loads(raw)
+        except json.JSONDecodeError as exc:
+            raise PayloadError(f"payload is not valid JSON: {exc}") from None
+    if not isinstance(raw, dict):
+        raise PayloadError(f"payload must be a JSON object, got {type(raw).__name__}")
+    return raw
+
+
+def validate_payload(model: type[M], raw: Any) -> M:
+    """Decode and validate; errors name every missing or malformed field."""
+    data = decode_payload(raw)
+    try:
+        return model.model_validate(data)
+    except pydantic.ValidationError as exc:
+        raise PayloadError(_describe(exc)) from None
+
+
+def _describe(exc: pydantic.ValidationError) -> str:
+    missing = [_loc(e) for e in exc.errors() if e["type"] == "missing"]
+    other = [f"{_loc(e)}: {e['msg']}" for e in exc.errors() if e["type"] != "missing"]
+    parts = []
+    if missing:
+        parts.append("payload is missing required field(s): " + ", ".join(missing))
+    if other:
+        parts.append("invalid payload field(s): " + "; ".join(other))
+    return "; ".join(parts)
+
+
+def _loc(error: Any) -> str:
+    return ".".join(str(p) for p in error["loc"]) or "payload"
