@@ -7,8 +7,14 @@ import os
 import dagster as dg
 
 from juggernaut_assets import settings
+from juggernaut_assets.assets.task_runs import task_runs
+from juggernaut_assets.jobs.execute_tasks import execute_tasks
+from juggernaut_assets.resources.github import GitHubResource
 from juggernaut_assets.resources.governance_db import GovernanceDB
 from juggernaut_assets.resources.polars_io import PolarsParquetIOManager
+from juggernaut_assets.resources.task_queue import TaskQueueResource
+from juggernaut_assets.resources.task_tools import TaskToolsResource
+from juggernaut_assets.sensors.new_tasks import new_tasks_sensor
 
 
 def _database_url() -> str | dg.EnvVar:
@@ -19,16 +25,42 @@ def _database_url() -> str | dg.EnvVar:
     return settings.default_database_url()
 
 
+def _optional_env(name: str) -> dg.EnvVar | None:
+    """Bind a secret only when it is set; the resource then reports what is missing."""
+    return dg.EnvVar(name) if os.environ.get(name) else None
+
+
+def _env_list(name: str) -> list[str]:
+    return [item.strip() for item in os.environ.get(name, "").split(",") if item.strip()]
+
+
+def _queue() -> TaskQueueResource:
+    sizes = {
+        "batch_size": "JUGGERNAUT_BATCH_SIZE",
+        "max_tasks_per_tick": "JUGGERNAUT_MAX_TASKS_PER_TICK",
+    }
+    return TaskQueueResource(**{k: dg.EnvVar.int(v) for k, v in sizes.items() if os.environ.get(v)})
+
+
 RESOURCES = {
     "governance_db": GovernanceDB(url=_database_url()),
     "io_manager": PolarsParquetIOManager(base_path=settings.assets_dir()),
+    "task_queue": _queue(),
+    "task_tools": TaskToolsResource(
+        slack_webhook_url=_optional_env("SLACK_WEBHOOK_URL"),
+        http_allowed_hosts=_env_list("JUGGERNAUT_HTTP_ALLOWED_HOSTS"),
+    ),
+    "github": GitHubResource(
+        token=_optional_env("GITHUB_TOKEN"),
+        api_url=os.environ.get("JUGGERNAUT_GITHUB_API_URL", "https://api.github.com"),
+    ),
 }
 
 defs = dg.Definitions(
-    assets=[],
+    assets=[task_runs],
     asset_checks=[],
-    jobs=[],
-    sensors=[],
+    jobs=[execute_tasks],
+    sensors=[new_tasks_sensor],
     schedules=[],
     resources=RESOURCES,
 )

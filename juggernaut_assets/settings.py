@@ -31,9 +31,9 @@ def database_url() -> str:
     )
 
 
-def artifacts_dir() -> str:
+def artifacts_path() -> Path:
     """Where handlers write file artifacts (`JUGGERNAUT_ARTIFACTS_DIR`)."""
-    return os.environ.get("JUGGERNAUT_ARTIFACTS_DIR", str(data_dir() / "artifacts"))
+    return Path(os.environ.get("JUGGERNAUT_ARTIFACTS_DIR", data_dir() / "artifacts"))
 
 
 def assets_dir() -> str:

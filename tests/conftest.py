@@ -12,6 +12,7 @@ import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
+import dagster as dg
 import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import make_url
@@ -19,7 +20,11 @@ from sqlalchemy.engine import make_url
 from juggernaut_assets.db.engine import make_engine
 from juggernaut_assets.db.migrate import upgrade
 from juggernaut_assets.db.models import metadata
+from juggernaut_assets.resources.github import GitHubResource
 from juggernaut_assets.resources.governance_db import GovernanceDB
+from juggernaut_assets.resources.polars_io import PolarsParquetIOManager
+from juggernaut_assets.resources.task_queue import TaskQueueResource
+from juggernaut_assets.resources.task_tools import TaskToolsResource
 
 PG_SERVER_URL = os.environ.get(
     "JUGGERNAUT_TEST_PG_URL", "postgresql+psycopg2://postgres@127.0.0.1:5432/test"
@@ -83,3 +88,22 @@ def _local_dirs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Keep every test's files (artifacts, asset values) inside its own tmp_path."""
     monkeypatch.setenv("JUGGERNAUT_DATA_DIR", str(tmp_path / "data"))
     monkeypatch.delenv("GITHUB_TOKEN", raising=False)
+
+
+@pytest.fixture
+def instance() -> Iterator[dg.DagsterInstance]:
+    """An ephemeral Dagster instance (SQLite storage in a temp dir)."""
+    with dg.instance_for_test() as inst:
+        yield inst
+
+
+@pytest.fixture
+def resources(db_url: str, tmp_path: Path) -> dict[str, object]:
+    """The platform's resources bound to the test database and directories."""
+    return {
+        "governance_db": GovernanceDB(url=db_url),
+        "task_queue": TaskQueueResource(batch_size=2, max_tasks_per_tick=100),
+        "task_tools": TaskToolsResource(),
+        "github": GitHubResource(),
+        "io_manager": PolarsParquetIOManager(base_path=str(tmp_path / "assets")),
+    }

@@ -1,0 +1,1 @@
+"""Jobs launched by sensors."""

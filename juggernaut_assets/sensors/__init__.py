@@ -1,0 +1,1 @@
+"""Sensors: what reacts to the world outside Dagster."""
