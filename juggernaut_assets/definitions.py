@@ -7,6 +7,7 @@ import os
 import dagster as dg
 
 from juggernaut_assets import settings
+from juggernaut_assets.assets.task_audit import task_completion_audit
 from juggernaut_assets.assets.task_runs import task_runs
 from juggernaut_assets.jobs.execute_tasks import execute_tasks
 from juggernaut_assets.resources.github import GitHubResource
@@ -57,7 +58,7 @@ RESOURCES = {
 }
 
 defs = dg.Definitions(
-    assets=[task_runs],
+    assets=[task_runs, task_completion_audit],
     asset_checks=[],
     jobs=[execute_tasks],
     sensors=[new_tasks_sensor],

@@ -46,9 +46,7 @@ def check_read_only(sql: str, dialect: str) -> None:
     try:
         statements = [s for s in sqlglot.parse(sql, read=_DIALECTS.get(dialect)) if s]
     except sqlglot.errors.ParseError as exc:
-        first = exc.errors[0] if exc.errors else {}
-        where = f" (line {first.get('line')}, column {first.get('col')})" if first else ""
-        raise TaskRejected(f"SQL does not parse{where}: {first.get('description', exc)}") from None
+        raise TaskRejected(_parse_error_message(exc)) from None
     if len(statements) != 1:
         raise TaskRejected(f"exactly one SQL statement is allowed, got {len(statements)}")
     statement = statements[0]
@@ -56,6 +54,17 @@ def check_read_only(sql: str, dialect: str) -> None:
     if write is not None or not isinstance(statement, _READS):
         kind = (write or statement).key.upper()
         raise TaskRejected(f"read-only task: {kind} statements are not allowed, only SELECT")
+
+
+def _parse_error_message(exc: sqlglot.errors.ParseError) -> str:
+    if not exc.errors:
+        return f"SQL does not parse: {exc}"
+    first = exc.errors[0]
+    near = f"{first.get('start_context', '')}{first.get('highlight', '')}".strip()
+    return (
+        f"SQL does not parse: unexpected '{first.get('highlight', '')}' at line "
+        f"{first.get('line')}, column {first.get('col')} (after '{near}')"
+    )
 
 
 @dataclass(frozen=True)

@@ -25,11 +25,12 @@ def frame_metadata(df: pl.DataFrame) -> dict[str, Any]:
     return {
         "dagster/row_count": df.height,
         "dagster/column_schema": schema,
-        "preview": dg.MetadataValue.md(_markdown_table(preview)),
+        "preview": dg.MetadataValue.md(markdown_table(preview)),
     }
 
 
-def _markdown_table(df: pl.DataFrame) -> str:
+def markdown_table(df: pl.DataFrame) -> str:
+    """A small frame as a markdown table (cells cut at 60 characters)."""
     if df.width == 0:
         return "(no columns)"
     header = "| " + " | ".join(df.columns) + " |"
@@ -50,7 +51,9 @@ class _ParquetUPathIOManager(dg.UPathIOManager):
         path.parent.mkdir(parents=True, exist_ok=True)
         with path.open("wb") as f:
             obj.write_parquet(f)
-        context.add_output_metadata({**frame_metadata(obj), "path": str(path)})
+
+    def get_metadata(self, context: dg.OutputContext, obj: pl.DataFrame) -> dict[str, Any]:
+        return frame_metadata(obj)
 
     def load_from_path(self, context: dg.InputContext, path: UPath) -> pl.DataFrame:
         with path.open("rb") as f:

@@ -1,0 +1,172 @@
+"""`task_completion_audit`: every task checked against its proof of work."""
+
+from datetime import UTC, datetime
+
+import dagster as dg
+import polars as pl
+import sqlalchemy as sa
+
+from juggernaut_assets.db.enums import TaskStatus, VerificationStatus
+from juggernaut_assets.db.models import AuditReport, GovernanceTask, TaskArtifact, new_id
+from juggernaut_assets.execution.registry import is_executable
+from juggernaut_assets.lib.audit_rules import FAKE_COMPLETIONS, Finding, audit_tasks
+from juggernaut_assets.resources.governance_db import GovernanceDB
+from juggernaut_assets.resources.polars_io import markdown_table
+
+NO_FAKE_COMPLETIONS = "no_fake_completions"
+T = GovernanceTask.__table__
+A = TaskArtifact.__table__
+
+
+class TaskAuditConfig(dg.Config):
+    stuck_after_hours: float = 2.0
+    pr_stale_after_hours: float = 168.0
+    reset_fake_completions: bool = False
+    """Put fake completions back in the queue (`pending`, verification `rejected`)."""
+
+
+def _load_tasks(db: GovernanceDB) -> pl.DataFrame:
+    has_deps = sa.case(
+        (
+            sa.or_(T.c.depends_on.is_(None), sa.cast(T.c.depends_on, sa.Text).in_(["[]", "null"])),
+            False,
+        ),
+        else_=True,
+    )
+    query = (
+        sa.select(
+            T.c.id.label("task_id"),
+            T.c.task_type,
+            T.c.status,
+            T.c.verification_status,
+            T.c.error_message,
+            has_deps.label("has_dependencies"),
+            T.c.created_at,
+            sa.func.coalesce(T.c.started_at, T.c.assigned_at, T.c.updated_at).label("state_since"),
+            sa.func.count(A.c.id).label("artifacts"),
+            sa.func.coalesce(sa.func.sum(sa.case((A.c.verified, 1), else_=0)), 0).label(
+                "verified_artifacts"
+            ),
+        )
+        .select_from(T.outerjoin(A, A.c.task_id == T.c.id))
+        .group_by(T.c.id)
+    )
+    with db.engine.connect() as conn:
+        rows = [dict(r._mapping) for r in conn.execute(query)]
+    schema = {
+        "task_id": pl.String,
+        "task_type": pl.String,
+        "status": pl.String,
+        "verification_status": pl.String,
+        "error_message": pl.String,
+        "has_dependencies": pl.Boolean,
+        "created_at": pl.Datetime("us"),
+        "state_since": pl.Datetime("us"),
+        "artifacts": pl.Int64,
+        "verified_artifacts": pl.Int64,
+    }
+    for row in rows:
+        row["task_id"] = str(row["task_id"])
+        for col in ("created_at", "state_since"):
+            if isinstance(row[col], datetime) and row[col].tzinfo is not None:
+                row[col] = row[col].astimezone(UTC).replace(tzinfo=None)
+    return pl.DataFrame(rows, schema=schema)
+
+
+def build_audit(tasks: pl.DataFrame, now: datetime, config: TaskAuditConfig) -> pl.DataFrame:
+    """The audit frame from the loaded tasks (pure: no I/O)."""
+    now_naive = now.astimezone(UTC).replace(tzinfo=None)
+    types = tasks["task_type"].unique().to_list()
+    executable = {t: is_executable(t or "") for t in types}
+    enriched = tasks.with_columns(
+        executable=pl.col("task_type").replace_strict(executable, return_dtype=pl.Boolean),
+        age_hours=(pl.lit(now_naive) - pl.col("created_at")).dt.total_seconds() / 3600,
+        hours_in_state=(pl.lit(now_naive) - pl.col("state_since")).dt.total_seconds() / 3600,
+    )
+    audited = audit_tasks(
+        enriched,
+        stuck_after_hours=config.stuck_after_hours,
+        pr_stale_after_hours=config.pr_stale_after_hours,
+    )
+    return audited.select(
+        "task_id",
+        "task_type",
+        "status",
+        "artifacts",
+        "verified_artifacts",
+        "finding",
+        "detail",
+        pl.col("age_hours").round(2),
+        "verification_status",
+    ).sort("finding", "task_id")
+
+
+def _reset_fake_completions(db: GovernanceDB, task_ids: list[str]) -> int:
+    if not task_ids:
+        return 0
+    with db.engine.begin() as conn:
+        return conn.execute(
+            T.update()
+            .where(T.c.id.in_(task_ids), T.c.status == TaskStatus.COMPLETED.value)
+            .values(
+                status=TaskStatus.PENDING.value,
+                verification_status=VerificationStatus.REJECTED.value,
+                error_message="reset by the audit: completed without verified artifacts",
+                completed_at=None,
+            )
+        ).rowcount
+
+
+@dg.asset(
+    group_name="tasks",
+    check_specs=[dg.AssetCheckSpec(NO_FAKE_COMPLETIONS, asset="task_completion_audit")],
+)
+def task_completion_audit(
+    context: dg.AssetExecutionContext, config: TaskAuditConfig, governance_db: GovernanceDB
+):
+    """One row per task in `governance_tasks` with its audit finding.
+
+    Columns: `task_id`, `task_type`, `status`; `artifacts` / `verified_artifacts` (rows in
+    `task_artifacts`, all / verified); `finding` (`ok` or a named problem:
+    `completed_without_artifact`, `completed_unverified`, `stuck`, `no_handler`,
+    `blocked_dependency`, `blocked`, `awaiting_pr_stale`, `failed_without_reason`); `detail`
+    (why, for a person); `age_hours` (since creation); `verification_status`.
+    Each run also writes a row to production's `audit_reports`; with
+    `reset_fake_completions`, fake completions go back to the queue.
+    """
+    now = datetime.now(UTC)
+    audit = build_audit(_load_tasks(governance_db), now, config)
+    fake_ids = audit.filter(pl.col("finding").is_in([f.value for f in FAKE_COMPLETIONS]))[
+        "task_id"
+    ].to_list()
+    reset = _reset_fake_completions(governance_db, fake_ids) if config.reset_fake_completions else 0
+    counts = dict(audit.group_by("finding").len().iter_rows())
+    with governance_db.session() as session:
+        session.add(
+            AuditReport(
+                id=new_id(),
+                report_type="task_completion_audit",
+                report_date=now,
+                tasks_audited=audit.height,
+                fake_completions_found=len(fake_ids),
+                fake_completions_reset=reset,
+                details={"findings": counts, "dagster_run_id": context.run.run_id},
+            )
+        )
+    problems = audit.filter(pl.col("finding") != Finding.OK.value)
+    yield dg.Output(
+        audit,
+        metadata={
+            "problems": dg.MetadataValue.md(markdown_table(problems.head(20))),
+            "tasks_audited": audit.height,
+            "fake_completions": len(fake_ids),
+            "fake_completions_reset": reset,
+            **{f"finding/{name}": int(n) for name, n in sorted(counts.items())},
+        },
+    )
+    yield dg.AssetCheckResult(
+        check_name=NO_FAKE_COMPLETIONS,
+        passed=not fake_ids,
+        severity=dg.AssetCheckSeverity.WARN,
+        metadata={"fake_completions": len(fake_ids), "examples": ", ".join(fake_ids[:10])},
+    )

@@ -1,0 +1,127 @@
+"""A small demo data set for the embedded quick start: one task for each path a task can take.
+
+Every task has a `demo:` dedupe key, so seeding twice adds nothing.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy.engine import Engine
+from sqlalchemy.orm import Session
+
+from juggernaut_assets.tasks.create import add_task
+
+DEMO_TASKS: list[dict[str, Any]] = [
+    {
+        "key": "tasks-by-status",
+        "task_type": "analysis",
+        "title": "Tasks by status",
+        "priority": "high",
+        "payload": {"sql": "SELECT status, COUNT(*) AS n FROM governance_tasks GROUP BY status"},
+    },
+    {
+        "key": "artifacts-by-kind",
+        "task_type": "reporting",
+        "title": "Verified artifacts by kind (alias of analysis)",
+        "payload": {
+            "sql": "SELECT kind, COUNT(*) AS n FROM task_artifacts WHERE verified GROUP BY kind"
+        },
+        "depends_on": ["tasks-by-status"],
+    },
+    {
+        "key": "bad-sql",
+        "task_type": "database",
+        "title": "SQL that does not parse (fails with the parser's message)",
+        "payload": {"sql": "SELEC * FROM governance_tasks"},
+    },
+    {
+        "key": "write-in-read-only",
+        "task_type": "analysis",
+        "title": "A write in a read-only task (rejected, no row changes)",
+        "payload": {"sql": "DELETE FROM governance_tasks"},
+    },
+    {
+        "key": "after-bad-sql",
+        "task_type": "analysis",
+        "title": "Depends on a failing task (becomes blocked)",
+        "payload": {"sql": "SELECT 1"},
+        "depends_on": ["bad-sql"],
+    },
+    {
+        "key": "workflow-query",
+        "task_type": "workflow",
+        "title": "Workflow with one database step",
+        "payload": {
+            "steps": [
+                {"tool": "database", "args": {"sql": "SELECT COUNT(*) AS calls FROM tool_calls"}}
+            ]
+        },
+    },
+    {
+        "key": "workflow-slack",
+        "task_type": "workflow",
+        "title": "Workflow posting to Slack (blocked until SLACK_WEBHOOK_URL is set)",
+        "payload": {"steps": [{"tool": "slack", "args": {"text": "Juggernaut demo says hi"}}]},
+    },
+    {
+        "key": "workflow-empty",
+        "task_type": "workflow",
+        "title": "Workflow without steps (fails: nothing to do)",
+        "payload": {"steps": []},
+    },
+    {
+        "key": "code-fix",
+        "task_type": "code_fix",
+        "title": "Code change (blocked until GITHUB_TOKEN is set)",
+        "payload": {
+            "repo": "example-org/example-repo",
+            "title": "Fix typo",
+            "changes": [{"path": "README.md", "content": "# Example\n"}],
+        },
+    },
+    {
+        "key": "no-handler",
+        "task_type": "content_creation",
+        "title": "A task type with no handler (waits for a person)",
+        "payload": {"brief": "write a blog post"},
+    },
+    {
+        "key": "needs-approval",
+        "task_type": "analysis",
+        "title": "Needs approval first",
+        "payload": {"sql": "SELECT COUNT(*) FROM experiments"},
+        "requires_approval": True,
+        "approval_reason": "demo: approve with `juggernaut tasks approve ID`",
+    },
+    {
+        "key": "scan-audit",
+        "task_type": "scan",
+        "title": "Materialise the task-completion audit",
+        "priority": "low",
+        "payload": {"asset": "task_completion_audit"},
+        "depends_on": ["tasks-by-status", "workflow-query"],
+    },
+]
+
+
+def seed(engine: Engine) -> int:
+    """Insert the demo tasks that are not there yet; returns how many were added."""
+    created = 0
+    ids: dict[str, str] = {}
+    with Session(engine) as session, session.begin():
+        for spec in DEMO_TASKS:
+            task, new = add_task(
+                session,
+                spec["task_type"],
+                spec["payload"],
+                title=spec["title"],
+                priority=spec.get("priority", "medium"),
+                depends_on=[ids[k] for k in spec.get("depends_on", [])],
+                requires_approval=spec.get("requires_approval", False),
+                approval_reason=spec.get("approval_reason"),
+                dedupe_key=f"demo:{spec['key']}",
+            )
+            ids[spec["key"]] = task.id
+            created += new
+    return created

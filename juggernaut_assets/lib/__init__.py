@@ -1,0 +1,1 @@
+"""Pure logic over polars frames: no I/O, no Dagster."""
