@@ -39,3 +39,8 @@ def artifacts_path() -> Path:
 def assets_dir() -> str:
     """Base path (local directory or fsspec URL) of the polars IO manager."""
     return os.environ.get("JUGGERNAUT_ASSETS_DIR", str(data_dir() / "assets"))
+
+
+def dagster_ui_url() -> str:
+    """Base URL of the Dagster UI, for links in artifacts (`JUGGERNAUT_DAGSTER_UI_URL`)."""
+    return os.environ.get("JUGGERNAUT_DAGSTER_UI_URL", "http://localhost:3000").rstrip("/")

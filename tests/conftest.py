@@ -25,6 +25,7 @@ from juggernaut_assets.resources.governance_db import GovernanceDB
 from juggernaut_assets.resources.polars_io import PolarsParquetIOManager
 from juggernaut_assets.resources.task_queue import TaskQueueResource
 from juggernaut_assets.resources.task_tools import TaskToolsResource
+from tests.fakes.http_server import LocalHTTPServer
 
 PG_SERVER_URL = os.environ.get(
     "JUGGERNAUT_TEST_PG_URL", "postgresql+psycopg2://postgres@127.0.0.1:5432/test"
@@ -97,13 +98,25 @@ def instance() -> Iterator[dg.DagsterInstance]:
         yield inst
 
 
-@pytest.fixture
-def resources(db_url: str, tmp_path: Path) -> dict[str, object]:
-    """The platform's resources bound to the test database and directories."""
+def platform_resources(db_url: str, **overrides: object) -> dict[str, object]:
+    """The platform's resources bound to a test database (files go to JUGGERNAUT_DATA_DIR)."""
     return {
         "governance_db": GovernanceDB(url=db_url),
         "task_queue": TaskQueueResource(batch_size=2, max_tasks_per_tick=100),
         "task_tools": TaskToolsResource(),
         "github": GitHubResource(),
-        "io_manager": PolarsParquetIOManager(base_path=str(tmp_path / "assets")),
+        "io_manager": PolarsParquetIOManager(base_path=os.environ["JUGGERNAUT_DATA_DIR"]),
+        **overrides,
     }
+
+
+@pytest.fixture
+def resources(db_url: str) -> dict[str, object]:
+    return platform_resources(db_url)
+
+
+@pytest.fixture
+def http_server() -> Iterator[LocalHTTPServer]:
+    """A local HTTP server on 127.0.0.1 with programmable replies."""
+    with LocalHTTPServer() as server:
+        yield server

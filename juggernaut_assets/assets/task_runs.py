@@ -32,7 +32,7 @@ def _link(artifact: Artifact) -> dg.MetadataValue:
     uri = artifact.uri or ""
     if uri.startswith(("http://", "https://")):
         return dg.MetadataValue.url(uri)
-    if uri and not uri.startswith("dagster://"):
+    if uri:
         return dg.MetadataValue.path(uri)
     return dg.MetadataValue.text(uri or artifact.external_id or "")
 

@@ -78,9 +78,24 @@ def _candidates(conn: Connection, now: datetime, scan_limit: int) -> list[Candid
         .where(sa.or_(T.c.next_retry_at.is_(None), T.c.next_retry_at <= now))
         .order_by(_rank, T.c.created_at, T.c.id)
         .limit(scan_limit)
-        .with_for_update(skip_locked=True, of=T)
     )
     return [Candidate(**row._mapping) for row in conn.execute(query)]
+
+
+def _lock_ready(conn: Connection, ready: list[str], limit: int) -> list[str]:
+    """Lock up to `limit` of the ready tasks that are still pending and not locked by another
+    claimer (PostgreSQL `FOR UPDATE SKIP LOCKED`; SQLite already holds its single writer lock).
+    """
+    if not ready:
+        return []
+    query = (
+        sa.select(T.c.id)
+        .where(T.c.id.in_(ready), T.c.status == TaskStatus.PENDING.value)
+        .order_by(_rank, T.c.created_at, T.c.id)
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+    )
+    return [str(task_id) for task_id in conn.execute(query).scalars()]
 
 
 def _dependency_status(conn: Connection, ids: set[str]) -> dict[str, str]:
@@ -112,14 +127,12 @@ def claim_tasks(
         candidates = _candidates(conn, now, scan_limit or limit * 5)
         result.scanned = len(candidates)
         dep_status = _dependency_status(conn, all_dependency_ids(candidates))
-        claimable: list[str] = []
+        ready: list[str] = []
         settled: list[dict[str, object]] = []
         for candidate in candidates:
             verdict = judge(candidate, dep_status)
             if verdict.readiness is Readiness.CLAIM:
-                if len(claimable) < limit:
-                    claimable.append(candidate.id)
-                    result.outcomes["claimed"] += 1
+                ready.append(candidate.id)
                 continue
             result.outcomes[verdict.readiness.value] += 1
             if verdict.readiness in _NOT_CLAIMED_STATUS:
@@ -133,7 +146,7 @@ def claim_tasks(
         if settled:
             conn.execute(
                 T.update()
-                .where(T.c.id == sa.bindparam("task_id"))
+                .where(T.c.id == sa.bindparam("task_id"), T.c.status == TaskStatus.PENDING.value)
                 .values(
                     status=sa.bindparam("new_status"),
                     error_message=sa.bindparam("reason"),
@@ -141,6 +154,8 @@ def claim_tasks(
                 ),
                 settled,
             )
+        claimable = _lock_ready(conn, ready, limit)
+        result.outcomes["claimed"] = len(claimable)
         for start in range(0, len(claimable), batch_size):
             batch = Batch(uuid.uuid4().hex[:16], tuple(claimable[start : start + batch_size]))
             conn.execute(

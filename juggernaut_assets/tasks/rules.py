@@ -27,7 +27,7 @@ def priority_rank(priority: str | None) -> int:
 
 def retry_delay(attempts_made: int) -> timedelta:
     """Exponential backoff: 30 s, 60 s, 120 s, … capped at one hour."""
-    return min(RETRY_BASE * (2 ** max(attempts_made - 1, 0)), RETRY_CAP)
+    return min(RETRY_BASE * (2 ** min(max(attempts_made - 1, 0), 20)), RETRY_CAP)
 
 
 class Readiness(StrEnum):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from juggernaut_assets import settings
 from juggernaut_assets.db.enums import ArtifactKind
 from juggernaut_assets.execution.context import TaskContext
 from juggernaut_assets.execution.outcome import Artifact, HandlerResult, TaskBlocked
@@ -18,7 +19,7 @@ def run_scan_task(ctx: TaskContext) -> HandlerResult:
         artifacts=[
             Artifact(
                 kind=ArtifactKind.ASSET_MATERIALIZATION,
-                uri=f"dagster://runs/{run_id}",
+                uri=f"{settings.dagster_ui_url()}/runs/{run_id}",
                 external_id=run_id,
                 details={"asset": payload.asset, "partition": payload.partition},
             )
