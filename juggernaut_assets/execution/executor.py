@@ -37,7 +37,7 @@ from juggernaut_assets.execution.tools.toolbox import ToolBox
 from juggernaut_assets.execution.verify import VerifyEnv, verify_artifacts
 from juggernaut_assets.resources.github import GitHubResource
 from juggernaut_assets.resources.task_tools import TaskToolsResource
-from juggernaut_assets.tasks.claim import batch_worker, run_worker
+from juggernaut_assets.tasks.claim import RUN_ORDER, batch_worker, run_worker
 from juggernaut_assets.tasks.payloads import PayloadError
 from juggernaut_assets.tasks.settle import release_for_retry
 
@@ -113,7 +113,7 @@ def take_batch(engine: Engine, batch_key: str, run_id: str) -> list[ClaimedTask]
                 T.c.assigned_worker == run_worker(run_id),
                 T.c.status == TaskStatus.IN_PROGRESS.value,
             )
-            .order_by(T.c.assigned_at, T.c.id)
+            .order_by(*RUN_ORDER)
         ).all()
     return [ClaimedTask(str(r.id), r.task_type, r.payload, r.attempt_count or 0) for r in rows]
 

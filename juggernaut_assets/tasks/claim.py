@@ -56,6 +56,8 @@ _rank = sa.case(
     value=T.c.priority,
     else_=PRIORITY_ORDER.index("medium"),
 )
+RUN_ORDER = (_rank, T.c.created_at, T.c.id)
+"""critical > high > medium > normal > low > background, then oldest first."""
 
 _NOT_CLAIMED_STATUS = {
     Readiness.BLOCK: TaskStatus.BLOCKED,
@@ -76,7 +78,7 @@ def _candidates(conn: Connection, now: datetime, scan_limit: int) -> list[Candid
         )
         .where(T.c.status == TaskStatus.PENDING.value)
         .where(sa.or_(T.c.next_retry_at.is_(None), T.c.next_retry_at <= now))
-        .order_by(_rank, T.c.created_at, T.c.id)
+        .order_by(*RUN_ORDER)
         .limit(scan_limit)
     )
     return [Candidate(**row._mapping) for row in conn.execute(query)]
@@ -91,7 +93,7 @@ def _lock_ready(conn: Connection, ready: list[str], limit: int) -> list[str]:
     query = (
         sa.select(T.c.id)
         .where(T.c.id.in_(ready), T.c.status == TaskStatus.PENDING.value)
-        .order_by(_rank, T.c.created_at, T.c.id)
+        .order_by(*RUN_ORDER)
         .limit(limit)
         .with_for_update(skip_locked=True)
     )
@@ -155,7 +157,8 @@ def claim_tasks(
                 settled,
             )
         claimable = _lock_ready(conn, ready, limit)
-        result.outcomes["claimed"] = len(claimable)
+        if claimable:
+            result.outcomes["claimed"] = len(claimable)
         for start in range(0, len(claimable), batch_size):
             batch = Batch(uuid.uuid4().hex[:16], tuple(claimable[start : start + batch_size]))
             conn.execute(

@@ -1,0 +1,115 @@
+from __future__ import annotations
+
+import dagster as dg
+
+from juggernaut_assets.assets.task_runs import TASK_PARTITIONS
+from juggernaut_assets.db.models import GovernanceTask
+from juggernaut_assets.jobs.execute_tasks import BATCH_TAG, execute_tasks
+from juggernaut_assets.resources.governance_db import GovernanceDB
+from juggernaut_assets.sensors.new_tasks import _prune_requests
+from juggernaut_assets.tasks.claim import claim_tasks
+from juggernaut_assets.tasks.create import add_task
+from tests.queue_driver import evaluate_sensor, launch, task_row
+
+
+def _add(db, n=1, task_type="analysis"):
+    ids = []
+    with db.session() as s:
+        for _ in range(n):
+            task, _ = add_task(s, task_type, {"sql": "SELECT 1"})
+            ids.append(task.id)
+    return ids
+
+
+def test_sensor_says_what_it_saw_when_there_is_nothing_to_do(governance_db, instance, resources):
+    _add(governance_db, task_type="content_creation")
+    result = evaluate_sensor(instance, resources)
+    assert result.run_requests == []
+    assert result.skip_reason.skip_message == "1 due pending task(s) seen; 1 no handler"
+
+
+def test_sensor_claims_batches_and_requests_one_run_each(governance_db, instance, resources):
+    ids = _add(governance_db, 3)
+    result = evaluate_sensor(instance, resources)
+    assert [int(r.tags["juggernaut/task_count"]) for r in result.run_requests] == [2, 1]
+    for request in result.run_requests:
+        assert request.run_key == request.tags[BATCH_TAG]
+        assert (
+            request.run_config["ops"]["execute_task_batch"]["config"]["batch_key"]
+            == request.run_key
+        )
+    [partitions] = result.dynamic_partitions_requests
+    assert sorted(partitions.partition_keys) == sorted(ids)
+    assert {task_row(resources["governance_db"].url, i).status for i in ids} == {"in_progress"}
+
+
+def test_tick_evaluated_twice_launches_nothing_twice(governance_db, instance, resources):
+    _add(governance_db, 3)
+    first = evaluate_sensor(instance, resources)
+    second = evaluate_sensor(instance, resources)
+    first_keys = {r.run_key for r in first.run_requests}
+    assert {r.run_key for r in second.run_requests} == first_keys
+    assert not second.dynamic_partitions_requests
+    for request in first.run_requests:
+        launch(instance, resources, request)
+    third = evaluate_sensor(instance, resources)
+    assert third.run_requests == []
+
+
+def test_batch_whose_run_was_never_created_is_relaunched_under_its_key(
+    governance_db, instance, resources
+):
+    _add(governance_db, 1)
+    batch = claim_tasks(governance_db.engine, limit=5, batch_size=5).batches[0]
+    result = evaluate_sensor(instance, resources)
+    assert [r.run_key for r in result.run_requests] == [batch.key]
+
+
+def test_tasks_of_a_failed_run_go_back_to_the_queue(governance_db, db_url, instance, resources):
+    [task_id] = _add(governance_db, 1)
+    [request] = evaluate_sensor(instance, resources).run_requests
+    broken = {**resources, "governance_db": GovernanceDB(url="sqlite:////nonexistent/dir/x.db")}
+    run = execute_tasks.execute_in_process(
+        run_config=request.run_config,
+        resources=broken,
+        instance=instance,
+        tags=request.tags,
+        raise_on_error=False,
+    )
+    assert not run.success
+    assert task_row(db_url, task_id).status == "in_progress"
+    result = evaluate_sensor(instance, resources)
+    row = task_row(db_url, task_id)
+    assert row.status == "pending"
+    assert row.attempt_count == 1
+    assert f"the run for batch {request.run_key} ended (FAILURE)" in row.error_message
+    assert "released" in result.skip_reason.skip_message
+
+
+def test_tasks_held_by_a_vanished_or_finished_run_are_released(
+    governance_db, db_url, instance, resources
+):
+    ids = _add(governance_db, 2)
+    claim_tasks(governance_db.engine, limit=5, batch_size=5)
+    finished = execute_tasks.execute_in_process(
+        run_config={"ops": {"execute_task_batch": {"config": {"batch_key": "nothing"}}}},
+        resources=resources,
+        instance=instance,
+    )
+    workers = [f"dagster-run:{finished.run_id}", "dagster-run:7f1c0000-dead-beef-0000-000000000000"]
+    with governance_db.session() as s:
+        for task_id, worker in zip(ids, workers, strict=True):
+            s.get(GovernanceTask, task_id).assigned_worker = worker
+    evaluate_sensor(instance, resources)
+    messages = [task_row(db_url, i).error_message for i in ids]
+    assert f"run {finished.run_id} ended (SUCCESS)" in messages[0]
+    assert "no longer exists" in messages[1]
+    assert {task_row(db_url, i).status for i in ids} == {"pending"}
+
+
+def test_partition_retention_removes_the_oldest_task_partitions(instance):
+    keys = [f"task-{i:03d}" for i in range(130)]
+    instance.add_dynamic_partitions(TASK_PARTITIONS.name, keys)
+    [request] = _prune_requests(instance, retention=100)
+    assert isinstance(request, dg.DeleteDynamicPartitionsRequest)
+    assert request.partition_keys == keys[:30]
