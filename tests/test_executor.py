@@ -52,7 +52,7 @@ def test_completed_analysis_has_verified_file_artifact_and_dagster_event(
     assert artifact.kind == "query_result" and artifact.verified
     body = json.loads(Path(artifact.uri).read_text())
     assert body["rows"] == [[7, "seven"]] and body["columns"] == ["n", "word"]
-    assert artifact.sha256 in row.completion_evidence[:0] + artifact.sha256
+    assert f"sha256={artifact.sha256[:12]}" in row.completion_evidence
     event = instance.get_latest_materialization_event(dg.AssetKey("task_runs"))
     assert event.dagster_event.partition == task_id
     metadata = event.asset_materialization.metadata

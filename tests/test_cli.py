@@ -1,0 +1,71 @@
+from __future__ import annotations
+
+import json
+
+import pytest
+from click.testing import CliRunner
+
+from juggernaut_assets.cli import main
+from juggernaut_assets.db.engine import make_engine
+from juggernaut_assets.demo import DEMO_TASKS
+from juggernaut_assets.tasks.claim import claim_tasks
+
+
+@pytest.fixture
+def cli(db_url, monkeypatch):
+    monkeypatch.setenv("JUGGERNAUT_DATABASE_URL", db_url)
+    runner = CliRunner()
+
+    def run(*args: str, ok: bool = True) -> str:
+        result = runner.invoke(main, list(args), catch_exceptions=False)
+        assert (result.exit_code == 0) is ok, result.output
+        return result.output.strip()
+
+    return run
+
+
+def test_add_show_approve_and_deny(cli, db_url):
+    assert "head" in cli("db", "upgrade")
+    task_id = cli(
+        "tasks",
+        "add",
+        "analysis",
+        "--payload",
+        '{"sql": "SELECT 1"}',
+        "--requires-approval",
+        "--approval-reason",
+        "look first",
+        "--priority",
+        "high",
+    )
+    shown = json.loads(cli("tasks", "show", task_id, "--json"))
+    assert (shown["status"], shown["priority"], shown["artifacts"]) == ("pending", "high", [])
+    assert "cannot approve" in cli("tasks", "approve", task_id, ok=False)
+    gated = cli("tasks", "add", "analysis", "--payload", "{}", "--requires-approval")
+    claim_tasks(make_engine(db_url), limit=10, batch_size=10)
+    assert cli("tasks", "approve", task_id, "--by", "alice") == f"approved {task_id} as alice"
+    assert json.loads(cli("tasks", "show", task_id, "--json"))["approved_by"] == "alice"
+    cli("tasks", "deny", gated, "--by", "bob", "--reason", "no budget")
+    denied = json.loads(cli("tasks", "show", gated, "--json"))
+    assert (denied["status"], denied["error_message"]) == ("cancelled", "denied by bob: no budget")
+    other = cli("tasks", "add", "analysis", "--payload", '{"sql": "SELECT 2"}')
+    assert "status: pending" in cli("tasks", "show", other).replace("  ", "")
+    assert "does not exist" in cli(
+        "tasks", "show", "00000000-0000-0000-0000-000000000000", ok=False
+    )
+
+
+def test_add_rejects_payload_that_is_not_json(cli):
+    assert "not valid JSON" in cli("tasks", "add", "analysis", "--payload", "{sql", ok=False)
+
+
+def test_dedupe_key_adds_once(cli):
+    first = cli("tasks", "add", "analysis", "--payload", "{}", "--dedupe-key", "k1")
+    second = cli("tasks", "add", "analysis", "--payload", "{}", "--dedupe-key", "k1")
+    assert second == f"{first} (already exists with this dedupe key)"
+
+
+def test_demo_seed_is_idempotent(cli):
+    assert f"{len(DEMO_TASKS)} new task(s)" in cli("demo", "seed")
+    assert "0 new task(s)" in cli("demo", "seed")
+    assert len(cli("tasks", "list", "--limit", "100").splitlines()) == len(DEMO_TASKS)
