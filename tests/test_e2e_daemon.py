@@ -1,0 +1,83 @@
+"""End to end: the real `dagster-daemon` on a temporary DAGSTER_HOME runs inserted tasks."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import dagster as dg
+import pytest
+
+from juggernaut_assets.tasks.create import add_task
+from tests.queue_driver import task_row
+
+PROJECT = Path(__file__).resolve().parent.parent
+TERMINAL = {"completed", "failed", "blocked", "waiting_approval", "cancelled"}
+
+pytestmark = pytest.mark.e2e
+
+
+@pytest.fixture
+def daemon(db_url: str, tmp_path: Path) -> Iterator[Path]:
+    home = tmp_path / "dagster_home"
+    home.mkdir()
+    shutil.copy(PROJECT / "deploy" / "dagster.sqlite.yaml", home / "dagster.yaml")
+    env = {
+        **os.environ,
+        "DAGSTER_HOME": str(home),
+        "JUGGERNAUT_DATABASE_URL": db_url,
+        "JUGGERNAUT_DATA_DIR": str(tmp_path / "data"),
+        "JUGGERNAUT_SENSOR_INTERVAL_SECONDS": "1",
+    }
+    bin_dir = Path(sys.executable).parent
+    process = subprocess.Popen(
+        [str(bin_dir / "dagster-daemon"), "run", "-w", str(PROJECT / "workspace.yaml")],
+        cwd=PROJECT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=open(tmp_path / "daemon.log", "w"),  # noqa: SIM115
+        start_new_session=True,
+    )
+    try:
+        yield home
+    finally:
+        os.killpg(process.pid, signal.SIGTERM)
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+
+
+def _wait_terminal(db_url: str, ids: list[str], timeout: float = 150) -> dict[str, object]:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        rows = {i: task_row(db_url, i) for i in ids}
+        if all(r.status in TERMINAL for r in rows.values()):
+            return rows
+        time.sleep(1)
+    raise AssertionError({i: (r.status, r.error_message) for i, r in rows.items()})
+
+
+def test_daemon_carries_out_inserted_tasks_and_shows_their_artifacts(daemon, governance_db, db_url):
+    with governance_db.session() as s:
+        ok = [add_task(s, "analysis", {"sql": f"SELECT {n} AS n"})[0].id for n in range(3)]
+        bad = add_task(s, "analysis", {"sql": "DROP TABLE governance_tasks"})[0].id
+        code = add_task(s, "code_fix", {"repo": "acme/app", "instruction": "fix"})[0].id
+    rows = _wait_terminal(db_url, [*ok, bad, code])
+    assert {rows[i].status for i in ok} == {"completed"}
+    assert all(rows[i].verification_status == "verified" for i in ok)
+    assert rows[bad].status == "failed" and "DROP" in rows[bad].error_message
+    assert rows[code].error_message == "GITHUB_TOKEN is not configured"
+    with dg.DagsterInstance.from_config(str(daemon)) as instance:
+        events = instance.fetch_materializations(dg.AssetKey("task_runs"), limit=100).records
+        partitions = {e.partition_key for e in events}
+        runs = instance.get_runs(dg.RunsFilter(job_name="execute_tasks"))
+    assert set(ok) <= partitions
+    assert runs and all(r.status == dg.DagsterRunStatus.SUCCESS for r in runs)
+    assert {rows[i].assigned_worker for i in ok} <= {f"dagster-run:{r.run_id}" for r in runs}
