@@ -36,11 +36,14 @@ def _env_list(name: str) -> list[str]:
 
 
 def _queue() -> TaskQueueResource:
-    sizes = {
+    """Queue sizes are tuning, not secrets: read once when the definitions load."""
+    names = {
         "batch_size": "JUGGERNAUT_BATCH_SIZE",
         "max_tasks_per_tick": "JUGGERNAUT_MAX_TASKS_PER_TICK",
     }
-    return TaskQueueResource(**{k: dg.EnvVar.int(v) for k, v in sizes.items() if os.environ.get(v)})
+    return TaskQueueResource(
+        **{k: int(os.environ[v]) for k, v in names.items() if os.environ.get(v)}
+    )
 
 
 RESOURCES = {
