@@ -294,3 +294,25 @@ def test_a_task_is_never_executed_by_two_runs(governance_db, db_url, tmp_path):
     assert list(run_batch(env, batch.key, "run-b")) == []
     assert outcome.task_id == task_id and outcome.recorded
     assert task_row(db_url, task_id).assigned_worker == "dagster-run:run-a"
+
+
+def test_scan_materialises_the_named_asset_and_records_it(
+    governance_db, db_url, instance, resources
+):
+    task_id = _add(governance_db, "scan", {"asset": "task_completion_audit"})
+    unknown = _add(governance_db, "scan", {"asset": "no_such_asset"})
+    drain(instance, resources)
+    row = task_row(db_url, task_id)
+    assert row.status == "completed", row.error_message
+    [artifact] = _artifacts(governance_db, task_id)
+    assert artifact.kind == "asset_materialization" and artifact.verified
+    event = instance.get_latest_materialization_event(dg.AssetKey("task_completion_audit"))
+    assert event.run_id == artifact.external_id
+    assert artifact.uri.endswith(f"/runs/{artifact.external_id}")
+    with governance_db.engine.connect() as conn:
+        audited = conn.execute(sa.text("SELECT tasks_audited FROM audit_reports")).scalar()
+    assert audited == 2
+    assert (
+        "unknown asset 'no_such_asset'; scannable assets:"
+        in task_row(db_url, unknown).error_message
+    )

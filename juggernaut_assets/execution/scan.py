@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 import dagster as dg
 
 from juggernaut_assets.execution.context import Materializer
@@ -31,8 +34,14 @@ def _partition_key(
     return partition
 
 
-def materializer_for(instance: dg.DagsterInstance) -> Materializer:
-    """A function that materialises one asset of this code location in `instance`."""
+def materializer_for(
+    instance: dg.DagsterInstance, resources: Mapping[str, Any] | None = None
+) -> Materializer:
+    """A function that materialises one asset of this code location in `instance`.
+
+    `resources` override the code location's (the executor passes its own governance
+    database, so the scan reads and writes the database its task lives in).
+    """
 
     def materialize(asset_name: str, partition: str | None, task_id: str) -> str:
         from juggernaut_assets.definitions import defs
@@ -50,7 +59,7 @@ def materializer_for(instance: dg.DagsterInstance) -> Materializer:
             selection=[key],
             partition_key=_partition_key(asset, partition, instance),
             instance=instance,
-            resources=defs.resources,
+            resources={**defs.resources, **(resources or {})},
             raise_on_error=False,
             tags={TASK_TAG: task_id},
         )

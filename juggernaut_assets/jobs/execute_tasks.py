@@ -42,7 +42,7 @@ def execute_task_batch(
             artifacts_root=settings.artifacts_path(),
             http=http,
             instance=context.instance,
-            materialize=materializer_for(context.instance),
+            materialize=materializer_for(context.instance, {"governance_db": governance_db}),
             log=context.log,
         )
         for outcome in run_batch(env, config.batch_key, context.run_id):
