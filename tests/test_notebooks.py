@@ -1,0 +1,38 @@
+"""Notebooks are committed without outputs, and the task notebook runs against a real database."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from juggernaut_assets.demo import seed
+
+NOTEBOOKS = sorted((Path(__file__).resolve().parent.parent / "notebooks").glob("*.ipynb"))
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_notebook_is_valid_and_has_no_outputs(path):
+    notebook = json.loads(path.read_text())
+    assert notebook["nbformat"] == 4
+    for cell in notebook["cells"]:
+        if cell["cell_type"] == "code":
+            assert cell["outputs"] == [] and cell["execution_count"] is None, path.name
+
+
+def _run_code_cells(path: Path) -> dict[str, object]:
+    namespace: dict[str, object] = {}
+    for cell in json.loads(path.read_text())["cells"]:
+        if cell["cell_type"] == "code":
+            exec(compile("".join(cell["source"]), str(path), "exec"), namespace)
+    return namespace
+
+
+def test_tasks_notebook_runs_on_the_demo_data(governance_db, db_url, monkeypatch):
+    monkeypatch.setenv("JUGGERNAUT_DATABASE_URL", db_url)
+    seed(governance_db.engine)
+    namespace = _run_code_cells(
+        Path(__file__).resolve().parent.parent / "notebooks" / "tasks.ipynb"
+    )
+    assert namespace["tasks"].height == namespace["audit"].height > 0
