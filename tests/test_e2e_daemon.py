@@ -34,6 +34,7 @@ def daemon(db_url: str, tmp_path: Path) -> Iterator[Path]:
         "JUGGERNAUT_DATABASE_URL": db_url,
         "JUGGERNAUT_DATA_DIR": str(tmp_path / "data"),
         "JUGGERNAUT_SENSOR_INTERVAL_SECONDS": "1",
+        "JUGGERNAUT_HEARTBEAT_SECONDS": "1",
     }
     bin_dir = Path(sys.executable).parent
     process = subprocess.Popen(
@@ -81,3 +82,45 @@ def test_daemon_carries_out_inserted_tasks_and_shows_their_artifacts(daemon, gov
     assert set(ok) <= partitions
     assert runs and all(r.status == dg.DagsterRunStatus.SUCCESS for r in runs)
     assert {rows[i].assigned_worker for i in ok} <= {f"dagster-run:{r.run_id}" for r in runs}
+
+
+SLOW_SQL = {
+    "postgresql": "SELECT pg_sleep(25) AS slept",
+    "sqlite": "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < 400000000)"
+    " SELECT COUNT(*) FROM c",
+}
+
+
+def _run_worker_pids(home: Path, run_id: str) -> list[int]:
+    """The run worker's pid, from the process-start event Dagster logs for the run."""
+    with dg.DagsterInstance.from_config(str(home)) as instance:
+        records = instance.all_logs(run_id, of_type=dg.DagsterEventType.ENGINE_EVENT)
+    pids = set()
+    for record in records:
+        metadata = record.dagster_event.engine_event_data.metadata or {}
+        if "pid" in metadata:
+            pids.add(int(metadata["pid"].value))
+    return sorted(pids)
+
+
+def test_killed_run_worker_does_not_leave_its_task_in_progress(daemon, governance_db, db_url):
+    dialect = "sqlite" if db_url.startswith("sqlite") else "postgresql"
+    with governance_db.session() as s:
+        task_id = add_task(s, "analysis", {"sql": SLOW_SQL[dialect]}, max_attempts=1)[0].id
+    deadline = time.monotonic() + 90
+    while not (task_row(db_url, task_id).assigned_worker or "").startswith("dagster-run:"):
+        assert time.monotonic() < deadline, "the task never started"
+        time.sleep(0.5)
+    run_id = task_row(db_url, task_id).assigned_worker.removeprefix("dagster-run:")
+    pids = []
+    while not pids:
+        assert time.monotonic() < deadline, "no run worker process found"
+        pids = _run_worker_pids(daemon, run_id)
+    for pid in pids:
+        os.kill(pid, signal.SIGKILL)
+    row = _wait_terminal(db_url, [task_id], timeout=90)[task_id]
+    assert row.status == "failed"
+    # Whichever notices first: Dagster marking the run failed, or the missing heartbeat.
+    assert row.error_message.startswith(f"gave up after 1 attempt(s): run {run_id} ")
+    with dg.DagsterInstance.from_config(str(daemon)) as instance:
+        assert instance.get_run_by_id(run_id).status == dg.DagsterRunStatus.FAILURE

@@ -113,3 +113,49 @@ def test_partition_retention_removes_the_oldest_task_partitions(instance):
     [request] = _prune_requests(instance, retention=100)
     assert isinstance(request, dg.DeleteDynamicPartitionsRequest)
     assert request.partition_keys == keys[:30]
+
+
+def _started_run(instance: dg.DagsterInstance) -> dg.DagsterRun:
+    """A run in STARTED state whose worker does nothing (like one whose process was killed)."""
+    config = {"ops": {"execute_task_batch": {"config": {"batch_key": "k"}}}}
+    run = instance.create_run_for_job(execute_tasks, run_config=config)
+    instance.handle_run_event(
+        run.run_id,
+        dg.DagsterEvent(
+            event_type_value=dg.DagsterEventType.RUN_START.value, job_name=run.job_name
+        ),
+    )
+    return run
+
+
+def test_tasks_of_a_run_that_stopped_heartbeating_are_released_and_the_run_failed(
+    governance_db, db_url, instance, resources
+):
+    """A live-looking run whose worker was killed: no heartbeat, so its tasks come back."""
+    from datetime import timedelta
+
+    from juggernaut_assets.db.models import utcnow
+
+    [task_id] = _add(governance_db, 1)
+    claim_tasks(governance_db.engine, limit=5, batch_size=5)
+    run = _started_run(instance)
+    with governance_db.session() as s:
+        task = s.get(GovernanceTask, task_id)
+        task.assigned_worker = f"dagster-run:{run.run_id}"
+        task.updated_at = utcnow() - timedelta(minutes=3)
+    evaluate_sensor(instance, resources)
+    row = task_row(db_url, task_id)
+    assert row.status == "pending"
+    assert f"run {run.run_id} sent no heartbeat for 120 s" in row.error_message
+    assert instance.get_run_by_id(run.run_id).status == dg.DagsterRunStatus.FAILURE
+
+
+def test_a_working_run_keeps_its_tasks(governance_db, db_url, instance, resources):
+    [task_id] = _add(governance_db, 1)
+    claim_tasks(governance_db.engine, limit=5, batch_size=5)
+    run = _started_run(instance)
+    with governance_db.session() as s:
+        s.get(GovernanceTask, task_id).assigned_worker = f"dagster-run:{run.run_id}"
+    result = evaluate_sensor(instance, resources)
+    assert task_row(db_url, task_id).status == "in_progress"
+    assert "1 executor run(s) still working" in result.skip_reason.skip_message

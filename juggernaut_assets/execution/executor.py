@@ -38,6 +38,7 @@ from juggernaut_assets.execution.verify import VerifyEnv, verify_artifacts
 from juggernaut_assets.resources.github import GitHubResource
 from juggernaut_assets.resources.task_tools import TaskToolsResource
 from juggernaut_assets.tasks.claim import RUN_ORDER, batch_worker, run_worker
+from juggernaut_assets.tasks.lease import Heartbeat
 from juggernaut_assets.tasks.payloads import PayloadError
 from juggernaut_assets.tasks.settle import release_for_retry
 
@@ -288,6 +289,18 @@ def _insert_artifacts(conn: sa.Connection, outcome: TaskOutcome, now: datetime) 
     )
 
 
+def _carry_out(
+    env: ExecutionEnv, tasks: list[ClaimedTask], worker: str, pending: set[str]
+) -> Iterator[TaskOutcome]:
+    for task in tasks:
+        outcome = execute_task(task, env)
+        outcome.recorded = record_outcome(env.engine, outcome, worker)
+        pending.discard(task.id)
+        if not outcome.recorded:
+            env.log.warning("task %s was released while running; outcome discarded", task.id)
+        yield outcome
+
+
 def run_batch(
     env: ExecutionEnv,
     batch_key: str,
@@ -295,20 +308,17 @@ def run_batch(
 ) -> Iterator[TaskOutcome]:
     """Take the batch, carry out each task, record each outcome, yield it.
 
-    If the run dies half-way (an exception escapes), the tasks it still holds are released for
-    retry before the exception propagates; a killed process is handled by the sensor's reaper.
+    While it works, a heartbeat keeps the lease of its tasks fresh. If the run stops half-way
+    (an exception escapes), the tasks it still holds are released for retry before the
+    exception propagates; a killed process stops heartbeating and the sensor's reaper
+    releases its tasks.
     """
     worker = run_worker(run_id)
     tasks = take_batch(env.engine, batch_key, run_id)
     pending = {t.id for t in tasks}
     try:
-        for task in tasks:
-            outcome = execute_task(task, env)
-            outcome.recorded = record_outcome(env.engine, outcome, worker)
-            pending.discard(task.id)
-            if not outcome.recorded:
-                env.log.warning("task %s was released while running; outcome discarded", task.id)
-            yield outcome
+        with Heartbeat(env.engine, worker):
+            yield from _carry_out(env, tasks, worker, pending)
     finally:
         if pending:
             with env.engine.begin() as conn:

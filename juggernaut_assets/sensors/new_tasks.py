@@ -41,6 +41,15 @@ def _run_lookup(instance: dg.DagsterInstance):  # type: ignore[no-untyped-def]
     return lookup
 
 
+def _fail_silent_run(instance: dg.DagsterInstance, run_id: str) -> None:
+    """A run that stopped heartbeating lost its process: say so on the run, too."""
+    run = instance.get_run_by_id(run_id)
+    if run is not None and not run.is_finished:
+        instance.report_run_failed(
+            run, "new_tasks_sensor: the run worker stopped heartbeating; its tasks were released"
+        )
+
+
 def _run_request(batch: Batch, queue: TaskQueueResource) -> dg.RunRequest:
     return dg.RunRequest(
         run_key=batch.key,
@@ -80,6 +89,8 @@ def new_tasks_sensor(
 ) -> dg.SensorResult:
     engine = governance_db.engine
     reaped = reap(engine, _run_lookup(context.instance))
+    for run_id in reaped.silent_runs:
+        _fail_silent_run(context.instance, run_id)
     claim = claim_tasks(
         engine, limit=task_queue.max_tasks_per_tick, batch_size=task_queue.batch_size
     )
@@ -100,7 +111,7 @@ def new_tasks_sensor(
     seen = [f"{claim.scanned} due pending task(s) seen"]
     seen += [f"{n} {what.replace('_', ' ')}" for what, n in sorted(claim.outcomes.items())]
     if reaped.released:
-        seen.append(f"{len(reaped.released)} task(s) of ended runs released")
+        seen.append(f"{len(reaped.released)} task(s) of ended or silent runs released")
     if reaped.lost_batches:
         seen.append(f"{len(reaped.lost_batches)} unlaunched batch(es) relaunched")
     if reaped.live_workers:
