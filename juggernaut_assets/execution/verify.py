@@ -16,6 +16,7 @@ from sqlalchemy.engine import Engine
 
 from juggernaut_assets.db.enums import ArtifactKind
 from juggernaut_assets.db.models import ToolCall
+from juggernaut_assets.execution.github_pr import check_pull_request
 from juggernaut_assets.execution.outcome import Artifact
 from juggernaut_assets.resources.github import GitHubResource
 
@@ -90,12 +91,19 @@ def _verify_materialization(artifact: Artifact, env: VerifyEnv) -> str | None:
     return None
 
 
+def _verify_pull_request(artifact: Artifact, env: VerifyEnv) -> str | None:
+    if env.github is None or not env.github.configured:
+        return "no GitHub access to check the pull request against"
+    return check_pull_request(env.github.client(), artifact.details)
+
+
 VERIFIERS: dict[ArtifactKind, Verifier] = {
     ArtifactKind.FILE: _verify_file,
     ArtifactKind.QUERY_RESULT: _verify_query_result,
     ArtifactKind.HTTP_RESPONSE: _verify_tool_call,
     ArtifactKind.MESSAGE: _verify_tool_call,
     ArtifactKind.ASSET_MATERIALIZATION: _verify_materialization,
+    ArtifactKind.PULL_REQUEST: _verify_pull_request,
 }
 
 

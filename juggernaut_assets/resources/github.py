@@ -2,21 +2,41 @@
 
 from __future__ import annotations
 
+import fnmatch
+
 import dagster as dg
 import github
+import pydantic
 
 
 class GitHubResource(dg.ConfigurableResource):
-    """GitHub REST access. `token` is bound from `GITHUB_TOKEN` (never logged, never in
-    metadata); `api_url` from `JUGGERNAUT_GITHUB_API_URL` (GitHub Enterprise, or a local
-    server in tests). Without a token, code tasks are `blocked` with that reason."""
+    """GitHub REST access for code tasks.
+
+    - `token`: bound from `GITHUB_TOKEN` (never logged, never in metadata). Without it, code
+      tasks are `blocked` with "GITHUB_TOKEN is not configured".
+    - `api_url`: bound from `JUGGERNAUT_GITHUB_API_URL` (GitHub Enterprise, or a local server
+      in tests).
+    - `allowed_repos`: the repositories code tasks may open pull requests in, as `owner/name`
+      (case-insensitive; `owner/*` allows every repository of an owner), bound from the
+      comma-separated `JUGGERNAUT_GITHUB_REPOS`. Empty means no repository is allowed: a task
+      for a repository outside the list waits in `waiting_approval` until an operator
+      approves it.
+    """
 
     token: str | None = None
     api_url: str = "https://api.github.com"
+    allowed_repos: list[str] = pydantic.Field(default_factory=list)
 
     @property
     def configured(self) -> bool:
         return bool(self.token)
+
+    def allows(self, repo: str) -> bool:
+        """True when `repo` (`owner/name`) matches an entry of `allowed_repos`."""
+        name = repo.lower()
+        return any(
+            fnmatch.fnmatchcase(name, pattern.strip().lower()) for pattern in self.allowed_repos
+        )
 
     def client(self) -> github.Github:
         return github.Github(
