@@ -12,8 +12,7 @@ from typing import Any
 
 import dagster as dg
 
-from juggernaut_assets.execution.executor import Ending, TaskOutcome
-from juggernaut_assets.execution.outcome import Artifact
+from juggernaut_assets.execution.outcome import Artifact, Ending, TaskOutcome
 
 TASK_PARTITIONS = dg.DynamicPartitionsDefinition(name="task_runs")
 

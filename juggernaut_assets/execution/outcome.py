@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from enum import StrEnum
 from typing import Any
 
 from juggernaut_assets.db.enums import ArtifactKind, TaskStatus
@@ -48,3 +49,27 @@ class NeedsApproval(Exception):
 
 class RetriableError(Exception):
     """A transient failure (a 5xx, a timeout): the task goes back to the queue with backoff."""
+
+
+class Ending(StrEnum):
+    """How an attempt ended; decides the task's next state."""
+
+    COMPLETED = "completed"
+    AWAITING = "awaiting"
+    FAILED = "failed"
+    BLOCKED = "blocked"
+    WAITING_APPROVAL = "waiting_approval"
+    RETRY = "retry"
+
+
+@dataclass
+class TaskOutcome:
+    task_id: str
+    task_type: str
+    ending: Ending
+    message: str
+    attempt: int
+    artifacts: list[Artifact] = field(default_factory=list)
+    next_status: TaskStatus | None = None
+    duration_s: float = 0.0
+    recorded: bool = False
