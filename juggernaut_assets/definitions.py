@@ -57,6 +57,7 @@ RESOURCES = {
     "github": GitHubResource(
         token=_optional_env("GITHUB_TOKEN"),
         api_url=os.environ.get("JUGGERNAUT_GITHUB_API_URL", "https://api.github.com"),
+        allowed_repos=_env_list("JUGGERNAUT_GITHUB_REPOS"),
     ),
 }
 

@@ -14,6 +14,7 @@ def test_definitions_load_with_every_setting_from_the_environment(monkeypatch, t
     monkeypatch.setenv("GITHUB_TOKEN", "test-token-value")
     monkeypatch.setenv("SLACK_WEBHOOK_URL", "http://127.0.0.1:1/hook")
     monkeypatch.setenv("JUGGERNAUT_HTTP_ALLOWED_HOSTS", "api.example.com, *.example.org")
+    monkeypatch.setenv("JUGGERNAUT_GITHUB_REPOS", "acme/app,acme-labs/*")
     try:
         defs = importlib.reload(definitions).defs
         dg.Definitions.validate_loadable(defs)
@@ -21,6 +22,7 @@ def test_definitions_load_with_every_setting_from_the_environment(monkeypatch, t
         assert resources["task_queue"].batch_size == 7
         assert resources["task_tools"].http_allowed_hosts == ["api.example.com", "*.example.org"]
         assert isinstance(resources["github"].token, dg.EnvVar)
+        assert resources["github"].allowed_repos == ["acme/app", "acme-labs/*"]
         assert isinstance(resources["governance_db"].url, dg.EnvVar)
     finally:
         monkeypatch.undo()
