@@ -200,6 +200,18 @@ def test_retry_after_a_lost_pr_answer_finds_the_pr_instead_of_opening_another(
     assert [c.success for c in _tool_calls(governance_db, task_id)] == [False, True]
 
 
+def test_pr_opened_by_a_racing_attempt_is_found_after_githubs_422(governance_db, gh, tmp_path):
+    github = _github(gh)
+    task_id = _add(governance_db, PAYLOAD)
+    gh.fail("POST", r"/pulls$", 502, "Bad Gateway", after=True)
+    with pytest.raises(RetriableError):
+        run_code_task(_ctx(governance_db, task_id, github, tmp_path))
+    gh.fail("GET", r"/pulls$", 200, body=[])
+    result = run_code_task(_ctx(governance_db, task_id, github, tmp_path))
+    assert result.artifacts[0].external_id == "1" and len(gh.repos["acme/app"].pulls) == 1
+    assert gh.count("POST", r"/pulls$") == 2 and gh.count("GET", r"/pulls$") == 3
+
+
 def test_retry_after_a_failed_commit_reuses_the_branch_and_commits_only_the_rest(
     governance_db, gh, tmp_path
 ):
@@ -214,6 +226,7 @@ def test_retry_after_a_failed_commit_reuses_the_branch_and_commits_only_the_rest
     again = run_code_task(_ctx(governance_db, task_id, github, tmp_path))
     assert first.artifacts[0].details == again.artifacts[0].details
     assert len(gh.repos["acme/app"].pulls) == 1
+    assert gh.count("POST", r"/pulls$") == 1
     assert gh.count("POST", r"/git/refs$") == 1
     assert gh.count("PUT", r"/contents/README\.md$") == 1
     assert len(_pr_rows(governance_db)) == 1

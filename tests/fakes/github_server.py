@@ -119,11 +119,12 @@ class FakeGitHub:
         *,
         times: int = 1,
         after: bool = False,
+        body: Any = None,
     ) -> None:
-        """Answer the next `times` matching requests with `status`; with `after`, serve them
-        first (the change happens, the answer is lost)."""
-        body = {"message": message}
-        self.faults.append(Fault(method, re.compile(path_pattern), status, body, times, after))
+        """Answer the next `times` matching requests with `status` and `{"message": message}`
+        (or `body`); with `after`, serve them first (the change happens, the answer is lost)."""
+        answer = {"message": message} if body is None else body
+        self.faults.append(Fault(method, re.compile(path_pattern), status, answer, times, after))
 
     def count(self, method: str, path_pattern: str) -> int:
         return sum(1 for m, p in self.requests if m == method and re.search(path_pattern, p))
