@@ -53,7 +53,13 @@ def gh() -> Iterator[FakeGitHub]:
 def _github(
     server: FakeGitHub, token: str | None = TOKEN, repos: tuple[str, ...] = ("acme/app",)
 ) -> GitHubResource:
-    return GitHubResource(token=token, api_url=server.url, allowed_repos=list(repos))
+    return GitHubResource(
+        token=token,
+        api_url=server.url,
+        allowed_repos=list(repos),
+        seconds_between_requests=0,
+        seconds_between_writes=0,
+    )
 
 
 def _add(db: GovernanceDB, payload: dict[str, Any], task_type: str = "code") -> str:

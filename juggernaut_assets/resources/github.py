@@ -26,6 +26,9 @@ class GitHubResource(dg.ConfigurableResource):
     token: str | None = None
     api_url: str = "https://api.github.com"
     allowed_repos: list[str] = pydantic.Field(default_factory=list)
+    seconds_between_requests: float = 0.25
+    seconds_between_writes: float = 1.0
+    """PyGithub's pacing, which follows GitHub's guidance for content-creating requests."""
 
     @property
     def configured(self) -> bool:
@@ -40,5 +43,9 @@ class GitHubResource(dg.ConfigurableResource):
 
     def client(self) -> github.Github:
         return github.Github(
-            auth=github.Auth.Token(self.token or ""), base_url=self.api_url, retry=None
+            auth=github.Auth.Token(self.token or ""),
+            base_url=self.api_url,
+            retry=None,
+            seconds_between_requests=self.seconds_between_requests,
+            seconds_between_writes=self.seconds_between_writes,
         )
