@@ -7,6 +7,12 @@ import os
 import dagster as dg
 
 from juggernaut_assets import settings
+from juggernaut_assets.assets.experiment_progress import (
+    experiment_decisions,
+    experiments_job,
+    experiments_schedule,
+)
+from juggernaut_assets.assets.experiments import experiment_metrics
 from juggernaut_assets.assets.task_audit import task_completion_audit
 from juggernaut_assets.assets.task_runs import task_runs
 from juggernaut_assets.jobs.execute_tasks import execute_tasks
@@ -62,10 +68,10 @@ RESOURCES = {
 }
 
 defs = dg.Definitions(
-    assets=[task_runs, task_completion_audit],
+    assets=[task_runs, task_completion_audit, experiment_metrics, experiment_decisions],
     asset_checks=[],
-    jobs=[execute_tasks],
+    jobs=[execute_tasks, experiments_job],
     sensors=[new_tasks_sensor],
-    schedules=[],
+    schedules=[experiments_schedule],
     resources=RESOURCES,
 )

@@ -1,0 +1,210 @@
+"""`experiment_metrics`: per experiment × variant × metric statistics, from the database."""
+
+import dagster as dg
+import polars as pl
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+
+from juggernaut_assets.db.models import Experiment, ExperimentMetricPoint, ExperimentVariant
+from juggernaut_assets.lib.experiments.stats import (
+    SUFFICIENT_COLUMNS,
+    MetricType,
+    RowStatus,
+    experiment_metrics_frame,
+)
+from juggernaut_assets.resources.governance_db import GovernanceDB
+from juggernaut_assets.resources.polars_io import markdown_table
+
+P = ExperimentMetricPoint.__table__
+V = ExperimentVariant.__table__
+E = Experiment.__table__
+FINITE = 1e308
+GOAL_BASED = "goal_based"
+
+
+def _sum(expr: sa.ColumnElement, ok: sa.ColumnElement) -> sa.ColumnElement:
+    return sa.func.sum(sa.case((ok, expr)))
+
+
+def load_sufficient_statistics(engine: Engine) -> pl.DataFrame:
+    """Aggregate `experiment_metric_points` to sufficient statistics in the database.
+
+    Non-finite values (NaN, ±inf) and negative denominators are counted, not used. Raw points
+    never leave the database.
+    """
+    value = sa.cast(P.c.metric_value, sa.Float)
+    den = sa.cast(P.c.denominator, sa.Float)
+    cov = sa.cast(P.c.covariate, sa.Float)
+    ok = sa.and_(
+        value.between(-FINITE, FINITE),
+        sa.or_(P.c.denominator.is_(None), den.between(0, FINITE)),
+    )
+    cov_ok = sa.and_(ok, cov.between(-FINITE, FINITE))
+    query = sa.select(
+        sa.cast(P.c.experiment_id, sa.String).label("experiment_id"),
+        P.c.variant,
+        P.c.metric_name.label("metric"),
+        sa.func.max(P.c.metric_type).label("point_metric_type"),
+        sa.func.sum(sa.case((ok, 1), else_=0)).label("n"),
+        _sum(value, ok).label("sum"),
+        _sum(value * value, ok).label("sum_sq"),
+        _sum(den, ok).label("den_sum"),
+        _sum(den * den, ok).label("den_sum_sq"),
+        _sum(value * den, ok).label("num_den_sum"),
+        sa.func.sum(sa.case((cov_ok, 1), else_=0)).label("cov_n"),
+        _sum(cov, cov_ok).label("cov_sum"),
+        _sum(cov * cov, cov_ok).label("cov_sum_sq"),
+        _sum(value * cov, cov_ok).label("num_cov_sum"),
+        sa.func.sum(sa.case((ok, 0), else_=1)).label("invalid_values"),
+    ).group_by(P.c.experiment_id, P.c.variant, P.c.metric_name)
+    schema = {
+        "experiment_id": pl.String,
+        "variant": pl.String,
+        "metric": pl.String,
+        "point_metric_type": pl.String,
+        **SUFFICIENT_COLUMNS,
+    }
+    with engine.connect() as conn:
+        rows = conn.execute(query).all()
+    return pl.DataFrame([tuple(r) for r in rows], schema=schema, orient="row")
+
+
+def load_experiments(engine: Engine, statuses: tuple[str, ...] | None = None) -> pl.DataFrame:
+    query = sa.select(
+        sa.cast(E.c.id, sa.String).label("experiment_id"), E.c.name, E.c.status, E.c.config
+    )
+    if statuses:
+        query = query.where(E.c.status.in_(statuses))
+    with engine.connect() as conn:
+        rows = [dict(r._mapping) for r in conn.execute(query)]
+    for row in rows:
+        config = row.pop("config") or {}
+        row["primary_metric"] = config.get("primary_metric") if isinstance(config, dict) else None
+        row["config_metric_type"] = config.get("metric_type") if isinstance(config, dict) else None
+    schema = {
+        "experiment_id": pl.String,
+        "name": pl.String,
+        "status": pl.String,
+        "primary_metric": pl.String,
+        "config_metric_type": pl.String,
+    }
+    return pl.DataFrame(rows, schema=schema)
+
+
+def load_arms(engine: Engine) -> pl.DataFrame:
+    query = sa.select(
+        sa.cast(V.c.experiment_id, sa.String).label("experiment_id"),
+        V.c.name.label("variant"),
+        sa.func.coalesce(V.c.is_control, False).label("is_control"),
+        sa.cast(V.c.traffic_percentage, sa.Float).label("weight"),
+    )
+    schema = {
+        "experiment_id": pl.String,
+        "variant": pl.String,
+        "is_control": pl.Boolean,
+        "weight": pl.Float64,
+    }
+    with engine.connect() as conn:
+        rows = conn.execute(query).all()
+    return pl.DataFrame([tuple(r) for r in rows], schema=schema, orient="row")
+
+
+def _metric_types(suff: pl.DataFrame, experiments: pl.DataFrame) -> pl.DataFrame:
+    """The points' own metric_type, else the config's for the primary metric, else `mean`."""
+    known = [t.value for t in MetricType]
+    return suff.join(experiments, on="experiment_id", how="left").with_columns(
+        metric_type=pl.when(pl.col("point_metric_type").is_in(known))
+        .then(pl.col("point_metric_type"))
+        .when(
+            (pl.col("metric") == pl.col("primary_metric"))
+            & pl.col("config_metric_type").is_in(known)
+        )
+        .then(pl.col("config_metric_type"))
+        .otherwise(pl.lit(MetricType.MEAN.value))
+    )
+
+
+def goal_rows(suff: pl.DataFrame) -> pl.DataFrame:
+    """Whole-experiment statistics for goal-based experiments (no control to compare with)."""
+    n = pl.col("n").sum()
+    total = pl.col("sum").sum()
+    squares = pl.col("sum_sq").sum()
+    return (
+        suff.group_by("experiment_id", "metric", "metric_type")
+        .agg(
+            n=n,
+            mean=total / n,
+            variance=pl.when(n > 1).then((squares - total * total / n) / (n - 1)),
+            invalid_values=pl.col("invalid_values").sum(),
+        )
+        .with_columns(
+            variant=pl.lit(None, pl.String),
+            is_control=pl.lit(False),
+            status=pl.when(pl.col("n") > 0)
+            .then(pl.lit(GOAL_BASED))
+            .otherwise(pl.lit(RowStatus.NO_DATA.value)),
+        )
+    )
+
+
+def build_experiment_metrics(engine: Engine) -> tuple[pl.DataFrame, dict[str, int]]:
+    """The `experiment_metrics` frame and counts of what was left out (for metadata)."""
+    experiments = load_experiments(engine)
+    suff = _metric_types(load_sufficient_statistics(engine), experiments)
+    arms = load_arms(engine)
+    arm_counts = arms.group_by("experiment_id").len()
+    ab_ids = arm_counts.filter(pl.col("len") >= 2)["experiment_id"].to_list()
+    known = suff.join(
+        arms.select("experiment_id", "variant"), on=["experiment_id", "variant"], how="semi"
+    )
+    ab = experiment_metrics_frame(
+        known.filter(pl.col("experiment_id").is_in(ab_ids)),
+        arms.filter(pl.col("experiment_id").is_in(ab_ids)),
+    )
+    goal_suff = suff.filter(~pl.col("experiment_id").is_in(ab_ids))
+    goal = goal_rows(goal_suff)
+    frame = pl.concat([ab, goal], how="diagonal_relaxed").sort("experiment_id", "metric", "variant")
+    unknown = suff.filter(pl.col("experiment_id").is_in(ab_ids)).join(
+        known, on=["experiment_id", "variant", "metric"], how="anti"
+    )
+    return frame, {
+        "points_for_unknown_variants": int(unknown["n"].sum() + unknown["invalid_values"].sum()),
+        "invalid_values": int(suff["invalid_values"].sum()),
+    }
+
+
+@dg.asset(group_name="experiments")
+def experiment_metrics(
+    context: dg.AssetExecutionContext, governance_db: GovernanceDB
+) -> dg.MaterializeResult:
+    """One row per experiment × variant × metric, computed from `experiment_metric_points`
+    (aggregated to sufficient statistics in the database first).
+
+    Columns: `experiment_id, variant, metric, metric_type` (`binomial | mean | ratio`),
+    `is_control`, `n` (units with a finite value), `mean`, `variance` (binomial p(1-p); ratio by
+    the delta method); against the control of the same experiment and metric (null on the
+    control row and on rows whose status is not `ok`): `lift_abs`, `lift_rel`, `ci_low` /
+    `ci_high` (95 % Welch interval of the relative lift), `p_value` (two-sided),
+    `chance_to_beat_control` and `risk` (Bayesian, Gaussian prior N(0, 0.3²) on the relative
+    lift), `seq_ci_low` / `seq_ci_high` / `seq_p_value` (always-valid, N* = 5000: safe to watch
+    daily), `cuped_lift_rel` / `cuped_p_value` (when every unit has a covariate),
+    `cuped_theta`; per experiment `srm_p_value` and `srm_flag` (χ² against the configured
+    traffic, flagged below 0.001); `invalid_values` (NaN/inf values or negative denominators
+    left out); `status`: `ok`, `insufficient_data`, `zero_variance`, `missing_control`,
+    `no_data`, `invalid_denominator`, or `goal_based` (experiments with 0 or 1 variant: one row
+    per metric over all points, judged against their criteria instead of a control).
+    """
+    frame, skipped = build_experiment_metrics(governance_db.engine)
+    problems = frame.filter(pl.col("status") != RowStatus.OK.value)
+    return dg.MaterializeResult(
+        value=frame,
+        metadata={
+            "experiments": frame["experiment_id"].n_unique(),
+            "srm_flagged": frame.filter(pl.col("srm_flag").fill_null(False))[
+                "experiment_id"
+            ].n_unique(),
+            "rows_not_ok": problems.height,
+            **skipped,
+            "not_ok_preview": dg.MetadataValue.md(markdown_table(problems.head(10))),
+        },
+    )
