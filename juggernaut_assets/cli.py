@@ -212,7 +212,9 @@ def demo_seed() -> None:
     from juggernaut_assets.demo import seed
 
     created = seed(_engine())
-    click.echo(f"demo data: {created} new task(s) in {redact_url(settings.database_url())}")
+    click.echo(
+        f"demo data: {created} new task(s) and experiments in {redact_url(settings.database_url())}"
+    )
 
 
 if __name__ == "__main__":

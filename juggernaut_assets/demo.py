@@ -5,11 +5,14 @@ Every task has a `demo:` dedupe key, so seeding twice adds nothing.
 
 from __future__ import annotations
 
+import random
 from typing import Any
 
+import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
+from juggernaut_assets.db.models import Experiment, ExperimentMetricPoint, ExperimentVariant
 from juggernaut_assets.tasks.create import add_task
 
 DEMO_TASKS: list[dict[str, Any]] = [
@@ -105,8 +108,56 @@ DEMO_TASKS: list[dict[str, Any]] = [
 ]
 
 
+DEMO_EXPERIMENT = "demo: checkout button colour"
+DEMO_UNITS = 600
+
+
+def seed_experiment(session: Session) -> int:
+    """A running A/B experiment with unit-level points (treatment converts better), once."""
+    if session.scalar(sa.select(Experiment.id).where(Experiment.name == DEMO_EXPERIMENT)):
+        return 0
+    experiment = Experiment(
+        name=DEMO_EXPERIMENT,
+        experiment_type="revenue",
+        hypothesis="A green checkout button converts better than the grey one",
+        status="running",
+        config={
+            "primary_metric": "conversion",
+            "metric_type": "binomial",
+            "min_sample_size": 200,
+            "iteration_template": {
+                "task_type": "analysis",
+                "payload": {"sql": "SELECT COUNT(*) AS points FROM experiment_metric_points"},
+            },
+        },
+        current_iteration=0,
+        max_iterations=10,
+    )
+    session.add(experiment)
+    session.flush()
+    rng = random.Random(2026)
+    for name, is_control, rate in (("grey", True, 0.10), ("green", False, 0.16)):
+        session.add(
+            ExperimentVariant(
+                experiment_id=experiment.id, name=name, is_control=is_control, traffic_percentage=50
+            )
+        )
+        session.add_all(
+            ExperimentMetricPoint(
+                experiment_id=experiment.id,
+                metric_name="conversion",
+                metric_type="binomial",
+                metric_value=float(rng.random() < rate),
+                variant=name,
+                unit_id=f"{name}-{unit}",
+            )
+            for unit in range(DEMO_UNITS)
+        )
+    return 1
+
+
 def seed(engine: Engine) -> int:
-    """Insert the demo tasks that are not there yet; returns how many were added."""
+    """Insert the demo tasks (and experiment) not there yet; returns how many were added."""
     created = 0
     ids: dict[str, str] = {}
     with Session(engine) as session, session.begin():
@@ -124,4 +175,5 @@ def seed(engine: Engine) -> int:
             )
             ids[spec["key"]] = task.id
             created += new
+        created += seed_experiment(session)
     return created

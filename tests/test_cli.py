@@ -66,6 +66,6 @@ def test_dedupe_key_adds_once(cli):
 
 
 def test_demo_seed_is_idempotent(cli):
-    assert f"{len(DEMO_TASKS)} new task(s)" in cli("demo", "seed")
+    assert f"{len(DEMO_TASKS) + 1} new task(s) and experiments" in cli("demo", "seed")
     assert "0 new task(s)" in cli("demo", "seed")
     assert len(cli("tasks", "list", "--limit", "100").splitlines()) == len(DEMO_TASKS)
