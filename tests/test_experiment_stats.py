@@ -10,6 +10,7 @@ import pytest
 from scipy import stats
 
 from juggernaut_assets.lib.experiments.stats import (
+    SUFFICIENT_COLUMNS,
     bayesian,
     experiment_metrics_frame,
     srm_p_values,
@@ -203,3 +204,52 @@ def test_negative_denominators_are_left_out():
     )
     control = row(frame, "control")
     assert (control["n"], control["invalid_values"], control["mean"]) == (2, 1, 2.0)
+
+
+def test_database_aggregation_matches_polars_and_counts_bad_rows(governance_db):
+    """Both database passes (plain sums, and filtered sums for experiments with bad rows)
+    agree with the polars aggregation of the same points."""
+    from juggernaut_assets.assets.experiments import load_sufficient_statistics
+    from juggernaut_assets.db.models import ExperimentMetricPoint, new_id
+
+    clean, dirty = new_id(), new_id()
+    rows = [
+        (clean, "control", 1.0, None, 2.0),
+        (clean, "control", 3.0, None, 1.0),
+        (clean, "t", 4.0, None, None),
+        (dirty, "control", 2.0, 1.0, None),
+        (dirty, "control", float("nan"), 1.0, None),
+        (dirty, "control", float("inf"), 1.0, None),
+        (dirty, "control", 5.0, -2.0, None),
+        (dirty, "t", None, None, None),
+        (dirty, "t", 7.0, 2.0, 3.0),
+    ]
+    with governance_db.session() as s:
+        s.add_all(
+            ExperimentMetricPoint(
+                experiment_id=e,
+                metric_name="m",
+                variant=v,
+                metric_value=x,
+                denominator=d,
+                covariate=c,
+            )
+            for e, v, x, d, c in rows
+        )
+    from_db = load_sufficient_statistics(governance_db.engine).drop("point_metric_type")
+    expected = sufficient_statistics(
+        pl.DataFrame(
+            [(e, v, "m", x, d, c) for e, v, x, d, c in rows], schema=POINT_SCHEMA, orient="row"
+        ).lazy()
+    ).collect()
+    key = ["experiment_id", "variant", "metric"]
+    joined = from_db.sort(key).join(expected.sort(key), on=key, suffix="_polars")
+    assert joined.height == 4
+    for column in SUFFICIENT_COLUMNS:
+        assert joined[column].fill_null(0).to_list() == pytest.approx(
+            joined[f"{column}_polars"].fill_null(0).to_list()
+        ), column
+    dirty_control = joined.filter(
+        (pl.col("experiment_id") == dirty) & (pl.col("variant") == "control")
+    )
+    assert (dirty_control["n"].item(), dirty_control["invalid_values"].item()) == (1, 3)

@@ -60,10 +60,11 @@ def sufficient_statistics(points: pl.LazyFrame) -> pl.LazyFrame:
     """Aggregate raw points (`experiment_id, variant, metric, value, denominator, covariate`)
     to sufficient statistics per experiment × variant × metric, lazily.
 
-    Non-finite values and negative denominators are counted in `invalid_values` and left out.
+    Missing or non-finite values and negative denominators are counted in `invalid_values` and
+    left out.
     """
     value, den, cov = pl.col("value"), pl.col("denominator"), pl.col("covariate")
-    valid = value.is_finite() & (den.is_null() | (den.is_finite() & (den >= 0)))
+    valid = (value.is_finite() & (den.is_null() | (den.is_finite() & (den >= 0)))).fill_null(False)
     keep = pl.when(valid)
     v = keep.then(value)
     d = keep.then(den)
