@@ -239,7 +239,7 @@ def test_retry_after_a_failed_commit_reuses_the_branch_and_commits_only_the_rest
 
 
 def test_rejected_token_blocks_without_revealing_it(governance_db, gh, tmp_path):
-    secret = "ghp_wrongTokenValue123456"
+    secret = "rejected-test-token-4711"
     task_id = _add(governance_db, PAYLOAD)
     with pytest.raises(TaskBlocked) as err:
         run_code_task(_ctx(governance_db, task_id, _github(gh, token=secret), tmp_path))
