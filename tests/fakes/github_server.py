@@ -14,9 +14,11 @@ import json
 import re
 import threading
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from email.message import Message
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
+
+from tests.fakes.local_server import LocalServer, Reply
 
 Answer = tuple[int, Any]
 NOT_FOUND: Answer = (404, {"message": "Not Found"})
@@ -58,51 +60,23 @@ class Fault:
     after: bool
 
 
-class FakeGitHub:
+class FakeGitHub(LocalServer):
     """GitHub REST for repos, git refs, contents and pulls; accepts one token."""
 
     def __init__(self, token: str = "fake-github-token") -> None:
+        super().__init__()
         self.token = token
         self.repos: dict[str, FakeRepo] = {}
         self.requests: list[tuple[str, str]] = []
         self.faults: list[Fault] = []
         self._lock = threading.Lock()
         self._next_pr = 1
-        server = self
 
-        class Handler(BaseHTTPRequestHandler):
-            def _serve(self) -> None:
-                length = int(self.headers.get("Content-Length") or 0)
-                body = json.loads(self.rfile.read(length)) if length else {}
-                auth = self.headers.get("Authorization", "")
-                status, data = server.handle(self.command, self.path, body, auth)
-                payload = json.dumps(data).encode()
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json; charset=utf-8")
-                self.send_header("Content-Length", str(len(payload)))
-                self.end_headers()
-                self.wfile.write(payload)
-
-            do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = _serve
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
-        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._thread = threading.Thread(target=self._httpd.serve_forever, daemon=True)
-
-    @property
-    def url(self) -> str:
-        host, port = self._httpd.server_address[:2]
-        return f"http://{host}:{port}"
-
-    def __enter__(self) -> FakeGitHub:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._httpd.shutdown()
-        self._httpd.server_close()
+    def respond(self, method: str, path: str, headers: Message, body: bytes) -> Reply:
+        status, data = self.handle(
+            method, path, json.loads(body) if body else {}, headers.get("Authorization", "")
+        )
+        return Reply(status, data, {"Content-Type": "application/json; charset=utf-8"})
 
     def add_repo(self, full_name: str, files: dict[str, str] | None = None) -> FakeRepo:
         repo = FakeRepo(full_name)
