@@ -336,3 +336,12 @@ def test_code_fix_task_through_the_executor_awaits_merge_with_verified_pr(
     assert f"{gh.url}/acme/app/pull/1" in row.completion_evidence
     assert row.completed_at is None
     assert [r.task_id for r in _pr_rows(governance_db)] == [task_id]
+
+
+def test_pr_tracked_for_another_task_is_not_taken_over(governance_db, gh, tmp_path):
+    other = _add(governance_db, PAYLOAD)
+    with governance_db.session() as s:
+        s.add(PrTracking(task_id=other, repo="acme/app", pr_number=1, current_state="open"))
+    with pytest.raises(TaskRejected, match=f"acme/app#1 is tracked for task {other}"):
+        _run(governance_db, _github(gh), tmp_path)
+    assert [r.task_id for r in _pr_rows(governance_db)] == [other]
