@@ -36,3 +36,14 @@ def test_tasks_notebook_runs_on_the_demo_data(governance_db, db_url, monkeypatch
         Path(__file__).resolve().parent.parent / "notebooks" / "tasks.ipynb"
     )
     assert namespace["tasks"].height == namespace["audit"].height > 0
+
+
+def test_experiments_notebook_shows_statistics_and_decisions(governance_db, db_url, monkeypatch):
+    monkeypatch.setenv("JUGGERNAUT_DATABASE_URL", db_url)
+    seed(governance_db.engine)
+    namespace = _run_code_cells(
+        Path(__file__).resolve().parent.parent / "notebooks" / "experiments.ipynb"
+    )
+    metrics = namespace["metrics"]
+    assert set(metrics["variant"].drop_nulls()) == {"grey", "green"}
+    assert namespace["verdicts"]["decision"].to_list()[0] in {"continue", "conclude"}
