@@ -1,0 +1,184 @@
+"""`market_trends` (daily partitions) and `trend_scores`: what the public web talks about."""
+
+from datetime import UTC, date, datetime
+
+import dagster as dg
+import polars as pl
+import pydantic
+
+from juggernaut_assets.lib import trends
+from juggernaut_assets.lib.sources import TREND_SOURCES, TrackedItems
+from juggernaut_assets.lib.sources.tracked import (
+    DEFAULT_NPM_PACKAGES,
+    DEFAULT_PYPI_PACKAGES,
+    DEFAULT_TERMS,
+    DEFAULT_WIKIPEDIA_ARTICLES,
+)
+from juggernaut_assets.lib.trend_collect import collect_observations
+from juggernaut_assets.resources.http_sources import HttpSources
+from juggernaut_assets.resources.polars_io import markdown_table
+
+TRENDS_START = "2026-11-01"
+daily = dg.DailyPartitionsDefinition(start_date=TRENDS_START)
+OBSERVATION_COLUMNS = ("term", "source", "metric", "value", "observed_date", "url", "fetched_at")
+
+
+class MarketTrendsConfig(dg.Config):
+    """What to track (defaults in `lib/sources/tracked.py`) and which sources to ask."""
+
+    sources: list[str] = pydantic.Field(default_factory=lambda: list(TREND_SOURCES))
+    terms: list[str] = pydantic.Field(default_factory=lambda: list(DEFAULT_TERMS))
+    wikipedia_articles: dict[str, str] = pydantic.Field(
+        default_factory=lambda: dict(DEFAULT_WIKIPEDIA_ARTICLES)
+    )
+    pypi_packages: list[str] = pydantic.Field(default_factory=lambda: list(DEFAULT_PYPI_PACKAGES))
+    npm_packages: list[str] = pydantic.Field(default_factory=lambda: list(DEFAULT_NPM_PACKAGES))
+    github_min_stars: int = 10
+    hn_min_points: int = 1
+    google_trends_geo: str = "US"
+    wikipedia_project: str = "en.wikipedia.org"
+
+    def tracked(self) -> TrackedItems:
+        return TrackedItems(**self.model_dump(exclude={"sources"}))
+
+
+def _source_report(outcomes: dict) -> str:
+    rows = [
+        {
+            "source": name,
+            "rows": o.rows,
+            "requests": o.requests,
+            "http": ", ".join(f"{k}×{v}" for k, v in sorted(o.statuses.items())) or "-",
+            "errors": len(o.errors),
+            "first error": o.errors[0] if o.errors else "",
+        }
+        for name, o in sorted(outcomes.items())
+    ]
+    return markdown_table(pl.DataFrame(rows))
+
+
+@dg.asset(
+    partitions_def=daily,
+    group_name="trends",
+    kinds={"polars"},
+    check_specs=[dg.AssetCheckSpec("observations_are_valid", asset="market_trends")],
+)
+def market_trends(
+    context: dg.AssetExecutionContext, config: MarketTrendsConfig, http_sources: HttpSources
+):
+    """Trend observations from keyless public sources, one partition per day.
+
+    One row per observation: `term, source, metric, value, observed_date, url, fetched_at`.
+    Sources (config `sources`): GitHub repository search (new repositories by stars, per topic
+    and language), Hacker News via Algolia (stories and points per tracked term), the Google
+    Trends RSS feed, Wikipedia pageviews of tracked articles (30 days), PyPI and npm download
+    counts of tracked packages. What is tracked is run config, not code.
+
+    Each source's outcome (rows, HTTP statuses, errors) is in the metadata. One failing source
+    does not fail the scan; all failing does, with every source's error in the message.
+    `source_mode` says whether the data is `live` or `replay` (bundled recordings).
+    """
+    day = date.fromisoformat(context.partition_key)
+    tracked = config.tracked()
+    unknown = sorted(set(config.sources) - set(TREND_SOURCES))
+    if unknown:
+        raise dg.Failure(f"unknown sources {unknown}; known: {sorted(TREND_SOURCES)}")
+    requests = [
+        request
+        for name in config.sources
+        for request in TREND_SOURCES[name].requests_for(
+            tracked, day, http_sources.base_url(name, TREND_SOURCES[name].DEFAULT_BASE)
+        )
+    ]
+    fetched = http_sources.fetch_all(requests)
+    frame, outcomes = collect_observations(fetched, day, datetime.now(UTC), sources=config.sources)
+    report = _source_report(outcomes)
+    failed = [o for o in outcomes.values() if o.failed]
+    if outcomes and len(failed) == len(outcomes):
+        errors = "\n".join(f"- {o.source}: {'; '.join(o.errors[:3])}" for o in failed)
+        raise dg.Failure(
+            description=f"every source failed:\n{errors}",
+            metadata={"sources": dg.MetadataValue.md(report)},
+        )
+    frame = frame.unique(subset=["term", "source", "metric", "observed_date"], keep="last")
+    yield dg.Output(
+        frame.sort("source", "term", "metric", "observed_date"),
+        metadata={
+            "source_mode": http_sources.mode.value,
+            "sources": dg.MetadataValue.md(report),
+            "sources_ok": len(outcomes) - len(failed),
+            "sources_failed": dg.MetadataValue.json(
+                {o.source: o.errors[:5] for o in outcomes.values() if o.errors}
+            ),
+            "terms": frame["term"].n_unique(),
+            "outcomes": dg.MetadataValue.json({k: o.summary() for k, o in outcomes.items()}),
+        },
+    )
+    yield observations_check(frame)
+
+
+def observations_check(frame: pl.DataFrame) -> dg.AssetCheckResult:
+    """Columns as documented, finite non-negative values, no empty terms, one value a key."""
+    problems = []
+    if tuple(frame.columns) != OBSERVATION_COLUMNS:
+        problems.append(f"columns {frame.columns}")
+    bad_values = frame.filter(~pl.col("value").is_finite() | (pl.col("value") < 0)).height
+    if bad_values:
+        problems.append(f"{bad_values} non-finite or negative values")
+    empty_terms = frame.filter(pl.col("term").str.strip_chars() == "").height
+    if empty_terms:
+        problems.append(f"{empty_terms} empty terms")
+    duplicates = frame.height - frame.select("term", "source", "metric", "observed_date").n_unique()
+    if duplicates:
+        problems.append(f"{duplicates} duplicate observations")
+    return dg.AssetCheckResult(
+        check_name="observations_are_valid",
+        passed=not problems,
+        metadata={"rows": frame.height, "problems": "; ".join(problems) or "none"},
+    )
+
+
+class TrendScoresConfig(dg.Config):
+    """Windows and thresholds of the trend math (see `lib/trends.py`)."""
+
+    window_days: int = 28
+    min_history: int = 3
+    growth_days: int = 7
+    ewma_span: int = 7
+    agree_z: float = 2.0
+    agree_growth: float = 0.5
+
+
+@dg.asset(
+    group_name="trends",
+    kinds={"polars"},
+    ins={"market_trends": dg.AssetIn(metadata={"allow_missing_partitions": True})},
+)
+def trend_scores(
+    context: dg.AssetExecutionContext,
+    config: TrendScoresConfig,
+    market_trends: dict[str, pl.DataFrame],
+) -> dg.MaterializeResult:
+    """Per term × source × metric, the latest day's z-score (against a trailing window that
+    excludes it), 7-day growth and EWMA, computed in polars across every stored
+    `market_trends` partition; per term, `sources_agreeing` (sources whose series trends) and
+    `term_score`. Rows are ranked best term first; `expired_domains` builds names from the top.
+    """
+    observations = [f for f in market_trends.values() if f.height] or [
+        pl.DataFrame(schema=dict.fromkeys(OBSERVATION_COLUMNS))
+    ]
+    frame = pl.concat(observations, how="vertical_relaxed")
+    if frame.height == 0:
+        raise dg.Failure("no market_trends observations stored yet: materialise a partition first")
+    scores = trends.trend_scores(frame.lazy(), trends.TrendParams(**config.model_dump()))
+    top = scores.unique("term", maintain_order=True).head(10)
+    return dg.MaterializeResult(
+        value=scores,
+        metadata={
+            "partitions_read": len(market_trends),
+            "terms": scores["term"].n_unique(),
+            "top_terms": dg.MetadataValue.md(
+                markdown_table(top.select("term", "sources_agreeing", "term_score", "term_growth"))
+            ),
+        },
+    )
