@@ -36,7 +36,7 @@ class SourceRequest:
     source: str
     url: str
     term: str | None = None
-    headers: Mapping[str, str] = field(default_factory=dict)
+    headers: Mapping[str, str] = field(default_factory=dict, hash=False)
 
 
 @dataclass(frozen=True, slots=True)
