@@ -136,12 +136,12 @@ def normalize_domain(raw: str) -> NormalizedDomain:
         if len(labels) > 2 and labels[0] == "www":
             labels = labels[1:]
             name = ".".join(labels)
-        if len(labels) < 2:
-            return _invalid(raw, f"{_short(name)!r} is a single label, with no TLD")
         for label in labels:
             label_error = _label_error(label)
             if label_error is not None:
                 return _invalid(raw, label_error)
+        if len(labels) < 2:
+            return _invalid(raw, f"{_short(name)!r} is a single label, with no TLD")
         if len(name) > MAX_NAME_LENGTH:
             return _invalid(
                 raw, f"name is {len(name)} characters long; the limit is {MAX_NAME_LENGTH}"

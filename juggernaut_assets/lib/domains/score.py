@@ -159,8 +159,20 @@ def _drop_status_spellings(lazy: pl.LazyFrame) -> list[str]:
     Status values are few (tens of spellings in millions of rows), so `normalize_status` runs
     once per distinct value and the rows are matched on the raw strings.
     """
-    distinct = lazy.select(pl.col("rdap_status").explode().unique()).collect().to_series()
+    distinct = (
+        lazy.select(pl.col("rdap_status").explode(empty_as_null=True).unique())
+        .collect()
+        .to_series()
+    )
     return sorted(v for v in distinct.drop_nulls() if normalize_status(v) in DROP_STATUSES)
+
+
+def _drop_points(w: ScoreWeights) -> list[float]:
+    """Timing points for a drop 0, 1, … `timing_horizon_days` days away (linear to 0).
+
+    A table shared by both paths, so they agree to the last bit."""
+    horizon = w.timing_horizon_days
+    return [w.timing_dropping_points * (horizon - d) / horizon for d in range(horizon + 1)]
 
 
 def _penalty(count: pl.Expr, per_item: float) -> pl.Expr:
@@ -228,7 +240,7 @@ def score_domains(
         pl.when(pl.col("registered").eq(False))
         .then(pl.lit(w.timing_available_points))
         .when(pl.col("estimated_drop_date").is_not_null())
-        .then(w.timing_dropping_points * (w.timing_horizon_days - days) / w.timing_horizon_days)
+        .then(days.replace_strict(dict(enumerate(_drop_points(w))), return_dtype=pl.Float64))
         .when(has_drop_status)
         .then(pl.lit(w.timing_drop_status_points))
         .when(pl.col("registered").eq(True))
@@ -298,7 +310,7 @@ def score_domain_rowwise(
         timing = w.timing_available_points
     elif drop_date is not None:
         days = min(max((drop_date - today).days, 0), w.timing_horizon_days)
-        timing = w.timing_dropping_points * (w.timing_horizon_days - days) / w.timing_horizon_days
+        timing = _drop_points(w)[days]
     elif has_drop_status:
         timing = w.timing_drop_status_points
     elif registered is True:
