@@ -231,3 +231,8 @@ def test_polars_and_rowwise_scores_are_identical(weights: ScoreWeights) -> None:
         assert {k: by_row[k] for k in (*COMPONENTS, "score")} == {
             k: expected[k] for k in (*COMPONENTS, "score")
         }, row["domain"]
+
+
+def test_weights_reject_a_zero_day_horizon() -> None:
+    with pytest.raises(ValueError, match="timing_horizon_days"):
+        ScoreWeights(timing_horizon_days=0)

@@ -1,0 +1,1 @@
+"""Pure logic for the expired_domains asset: names, drop lists, lifecycle and score."""

@@ -106,6 +106,15 @@ class ScoreWeights:
     timing_registered_points: float = -15.0
     """Registered with no drop status and no drop date."""
 
+    def __post_init__(self) -> None:
+        if self.timing_horizon_days < 1:
+            raise ValueError("timing_horizon_days must be at least 1")
+        if self.length_min > self.length_max:
+            raise ValueError("length_min must not exceed length_max")
+        tiers = [at_least for at_least, _ in self.archive_snapshot_tiers]
+        if tiers != sorted(tiers):
+            raise ValueError("archive_snapshot_tiers must be in increasing order")
+
 
 @cache
 def dictionary_words() -> tuple[str, ...]:
