@@ -23,7 +23,7 @@ import httpx
 import pydantic
 import tenacity
 
-from juggernaut_assets.lib.sources.base import SourceRequest
+from juggernaut_assets.lib.sources.base import Source, SourceRequest
 from juggernaut_assets.resources.replay import ReplayTransport
 
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
@@ -85,7 +85,7 @@ class HttpSources(dg.ConfigurableResource):
     - `mode`: `live` (default) or `replay` (bundled recorded responses, no network; bound from
       `JUGGERNAUT_SOURCE_MODE`). Asset metadata says which (`source_mode`).
     - `github_token`: optional, from `GITHUB_TOKEN`; raises GitHub's search rate limit. Sent
-      only to `github_api_host`, never logged or put in metadata.
+      only with the GitHub source's requests, never logged or put in metadata.
     - `base_urls`: per-source base URL overrides (`{"github": "http://127.0.0.1:8000/"}`), for
       mirrors and the tests' local servers.
     - `timeout_seconds`, `max_attempts`, `backoff_seconds` (first retry delay, doubling, with
@@ -95,7 +95,6 @@ class HttpSources(dg.ConfigurableResource):
 
     mode: SourceMode = SourceMode.LIVE
     github_token: str | None = None
-    github_api_host: str = "api.github.com"
     base_urls: dict[str, str] = pydantic.Field(default_factory=dict)
     user_agent: str = "juggernaut-assets/0.1 (trend and domain research; python-httpx)"
     timeout_seconds: float = 20.0
@@ -121,7 +120,7 @@ class HttpSources(dg.ConfigurableResource):
 
     def _headers(self, request: SourceRequest) -> dict[str, str]:
         headers = dict(request.headers)
-        if self.github_token and urlsplit(request.url).hostname == self.github_api_host:
+        if self.github_token and request.source == Source.GITHUB:
             headers["Authorization"] = f"Bearer {self.github_token}"
         return headers
 
@@ -132,7 +131,7 @@ class HttpSources(dg.ConfigurableResource):
             if hinted is not None:
                 return hinted
         backoff = tenacity.wait_exponential_jitter(
-            initial=self.backoff_seconds, max=self.max_wait_seconds, jitter=self.backoff_seconds
+            multiplier=self.backoff_seconds, max=self.max_wait_seconds, jitter=self.backoff_seconds
         )
         return backoff(state)
 

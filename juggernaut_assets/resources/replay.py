@@ -4,7 +4,8 @@ The HTTP code path is the same as live (the same client, headers, retries and pa
 the transport differs. A request matches a recording when their URLs are equal after every
 date-like token (`2026-11-24`, `20261124`, `2026112400`, ten-digit unix times) is replaced by
 a placeholder and the query parameters are sorted: a daily scan replays on any day.
-A request with no recording gets a 404 that says so, which the source reports as its error.
+A request with no recording raises `NoRecording` (a request error, not retried): never a
+made-up status, since a 404 would mean "not registered" to RDAP.
 """
 
 from __future__ import annotations
@@ -41,6 +42,10 @@ def load_recordings(directory: Path = REPLAY_DIR) -> dict[str, dict]:
     return recordings
 
 
+class NoRecording(httpx.RequestError):
+    """Replay mode has no recorded response for this request."""
+
+
 class ReplayTransport(httpx.BaseTransport):
     """Serves recordings; no request leaves the machine."""
 
@@ -50,11 +55,8 @@ class ReplayTransport(httpx.BaseTransport):
     def handle_request(self, request: httpx.Request) -> httpx.Response:
         record = self.recordings.get(replay_key(str(request.url)))
         if record is None:
-            return httpx.Response(
-                404,
-                text=f"replay mode: no recorded response for {request.url}",
-                headers={"content-type": "text/plain", "x-replay": "missing"},
-                request=request,
+            raise NoRecording(
+                f"replay mode: no recorded response for {request.url}", request=request
             )
         if "json" in record:
             content = json.dumps(record["json"]).encode()
