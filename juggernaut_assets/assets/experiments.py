@@ -6,6 +6,8 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from juggernaut_assets.db.models import Experiment, ExperimentMetricPoint, ExperimentVariant
+from juggernaut_assets.db.rollups import COUNTS, metric_sums, rollups_installed
+from juggernaut_assets.db.rollups import KEYS as ROLLUP_KEYS
 from juggernaut_assets.lib.experiments.stats import (
     SUFFICIENT_COLUMNS,
     MetricType,
@@ -51,8 +53,23 @@ def _fetch(engine: Engine, query: sa.Select, schema: dict[str, pl.DataType]) -> 
     return pl.DataFrame([tuple(r) for r in rows], schema=schema, orient="row")
 
 
-def _plain_statistics(engine: Engine) -> pl.DataFrame:
-    """Sums over every row: the fast path, exact for groups whose values are all usable."""
+PLAIN_SCHEMA = {**STATISTICS_SCHEMA, "negative_denominators": pl.Int64}
+S = metric_sums
+# A sum over no values is NULL, as in the scan: (sums, the count that says whether it has any).
+SUMMED_OVER = {
+    "sum": "n",
+    "sum_sq": "n",
+    "den_sum": "den_n",
+    "den_sum_sq": "den_n",
+    "num_den_sum": "num_den_n",
+    "cov_sum": "cov_n",
+    "cov_sum_sq": "cov_n",
+    "num_cov_sum": "num_cov_n",
+}
+
+
+def _scanned_statistics(engine: Engine) -> pl.DataFrame:
+    """Plain sums by a GROUP BY over every point."""
     value = sa.cast(P.c.metric_value, sa.Float)
     den, cov = P.c.denominator, P.c.covariate
     query = sa.select(
@@ -70,7 +87,59 @@ def _plain_statistics(engine: Engine) -> pl.DataFrame:
         (sa.func.count() - sa.func.count(value)).label("invalid_values"),
         sa.func.count().filter(den < 0).label("negative_denominators"),
     ).group_by(*GROUP)
-    return _fetch(engine, query, {**STATISTICS_SCHEMA, "negative_denominators": pl.Int64})
+    return _fetch(engine, query, PLAIN_SCHEMA)
+
+
+def _unless_null_key(bit: int, column: sa.ColumnElement) -> sa.ColumnElement:
+    return sa.case((S.c.null_keys.op("&")(bit) == 0, column))
+
+
+def _rollup_statistics(conn: sa.Connection) -> pl.DataFrame:
+    """Plain sums read from `experiment_metric_sums` (one row per group and metric type)."""
+    decoded = (
+        sa.select(
+            _unless_null_key(1, S.c.experiment_id).label("experiment_id"),
+            _unless_null_key(2, S.c.variant).label("variant"),
+            _unless_null_key(4, S.c.metric_name).label("metric"),
+            _unless_null_key(8, S.c.metric_type).label("metric_type"),
+            *(c for c in S.c if c.name not in (*ROLLUP_KEYS, "null_keys")),
+        )
+        .where(S.c.rows > 0)
+        .subquery()
+    )
+    d = decoded.c
+    query = sa.select(
+        d.experiment_id,
+        d.variant,
+        d.metric,
+        sa.func.max(d.metric_type).label("point_metric_type"),
+        *(sa.func.sum(d[c]).label(c) for c in (*COUNTS, *SUMMED_OVER)),
+    ).group_by(d.experiment_id, d.variant, d.metric)
+    rows = conn.execute(query).all()
+    schema = {
+        **{k: pl.String for k in ("experiment_id", "variant", "metric", "point_metric_type")},
+        **{c: pl.Int64 for c in COUNTS},
+        **{c: pl.Float64 for c in SUMMED_OVER},
+    }
+    frame = pl.DataFrame([tuple(r) for r in rows], schema=schema, orient="row")
+    return frame.with_columns(
+        *(pl.when(pl.col(n) > 0).then(pl.col(c)).alias(c) for c, n in SUMMED_OVER.items()),
+        invalid_values=pl.col("rows") - pl.col("n"),
+    ).select(*PLAIN_SCHEMA, "nonfinite_rows")
+
+
+def _plain_statistics(engine: Engine) -> pl.DataFrame:
+    """Sums over every row: the fast path, exact for groups whose values are all usable.
+
+    Read from `experiment_metric_sums` when its triggers are installed (`juggernaut db
+    upgrade`; one catalog query tells), else by a full scan of the points. The read also
+    returns `nonfinite_rows`: groups with a NaN or infinite field keep finite sums there, so
+    they are recognised by that count rather than by a non-finite sum.
+    """
+    with engine.connect() as conn:
+        if rollups_installed(conn):
+            return _rollup_statistics(conn)
+    return _scanned_statistics(engine)
 
 
 def _filtered_statistics(engine: Engine, experiment_ids: list[str]) -> pl.DataFrame:
@@ -107,20 +176,22 @@ def _filtered_statistics(engine: Engine, experiment_ids: list[str]) -> pl.DataFr
 def load_sufficient_statistics(engine: Engine) -> pl.DataFrame:
     """Aggregate `experiment_metric_points` to sufficient statistics in the database.
 
-    Two passes: plain sums over every row (fast: no per-row conditions), then, only for the
+    Two passes: plain sums over every row (read from the trigger-kept `experiment_metric_sums`,
+    or a scan without per-row conditions where those triggers are missing), then, only for the
     experiments with a group that holds a NULL, NaN or infinite value or a negative
     denominator, sums over the usable rows. Those rows are counted in `invalid_values`, not
     used. Raw points never leave the database.
     """
     plain = _plain_statistics(engine)
     sums = [c for c, t in SUFFICIENT_COLUMNS.items() if t == pl.Float64]
+    flags = [c for c in ("negative_denominators", "nonfinite_rows") if c in plain.columns]
     dirty = (
         (pl.col("invalid_values") > 0)
-        | (pl.col("negative_denominators") > 0)
+        | pl.any_horizontal([pl.col(c) > 0 for c in flags])
         | pl.any_horizontal([~pl.col(c).fill_null(0).is_finite() for c in sums])
     )
     dirty_ids = plain.filter(dirty)["experiment_id"].unique().to_list()
-    clean = plain.filter(~pl.col("experiment_id").is_in(dirty_ids)).drop("negative_denominators")
+    clean = plain.filter(~pl.col("experiment_id").is_in(dirty_ids)).drop(flags)
     if not dirty_ids:
         return clean
     return pl.concat([clean, _filtered_statistics(engine, dirty_ids)])

@@ -8,6 +8,7 @@ from alembic import command
 from alembic.config import Config
 
 from juggernaut_assets.db.engine import make_engine, redact_url
+from juggernaut_assets.db.rollups import install_rollups
 from juggernaut_assets.db.schema import ensure_schema
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
@@ -31,4 +32,5 @@ def upgrade(url: str) -> str:
         command.upgrade(config, "head")
         # Also when Alembic was already at head: whatever is missing is recreated.
         ensure_schema(conn)
+        install_rollups(conn)
     return f"governance schema is at head on {redact_url(url)}"
