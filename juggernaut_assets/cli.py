@@ -15,6 +15,7 @@ from juggernaut_assets.db.engine import make_engine, redact_url
 from juggernaut_assets.db.enums import Priority
 from juggernaut_assets.db.migrate import upgrade
 from juggernaut_assets.db.models import GovernanceTask, TaskArtifact, ToolCall
+from juggernaut_assets.db.rollups import rebuild_sums, rollups_installed
 from juggernaut_assets.tasks import settle
 from juggernaut_assets.tasks.create import add_task
 
@@ -37,6 +38,19 @@ def db() -> None:
 def db_upgrade() -> None:
     """Create or migrate the governance schema (idempotent, additive only)."""
     click.echo(upgrade(settings.database_url()))
+
+
+@db.command("rebuild-rollups")
+def db_rebuild_rollups() -> None:
+    """Recompute experiment_metric_sums from every point (clears float drift after many
+    deletes and updates; writers of metric points wait while it runs)."""
+    with _engine().begin() as conn:
+        if not rollups_installed(conn):
+            raise click.ClickException(
+                "the experiment_metric_sums triggers are not installed: run `juggernaut db upgrade`"
+            )
+        groups = rebuild_sums(conn)
+    click.echo(f"experiment_metric_sums rebuilt: {groups} groups")
 
 
 @main.group()
