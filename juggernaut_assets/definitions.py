@@ -13,15 +13,24 @@ from juggernaut_assets.assets.experiment_progress import (
     experiments_schedule,
 )
 from juggernaut_assets.assets.experiments import experiment_metrics
+from juggernaut_assets.assets.expired_domains import expired_domains
+from juggernaut_assets.assets.market_trends import (
+    market_trends,
+    market_trends_job,
+    market_trends_schedule,
+    trend_scores,
+)
 from juggernaut_assets.assets.task_audit import task_completion_audit
 from juggernaut_assets.assets.task_runs import task_runs
 from juggernaut_assets.jobs.execute_tasks import execute_tasks
 from juggernaut_assets.resources.github import GitHubResource
 from juggernaut_assets.resources.governance_db import GovernanceDB
+from juggernaut_assets.resources.http_sources import HttpSources
 from juggernaut_assets.resources.polars_io import PolarsParquetIOManager
 from juggernaut_assets.resources.task_queue import TaskQueueResource
 from juggernaut_assets.resources.task_tools import TaskToolsResource
 from juggernaut_assets.sensors.new_tasks import new_tasks_sensor
+from juggernaut_assets.sensors.trend_followers import trend_followers_job, trend_followers_sensor
 
 
 def _database_url() -> str | dg.EnvVar:
@@ -65,13 +74,28 @@ RESOURCES = {
         api_url=os.environ.get("JUGGERNAUT_GITHUB_API_URL", "https://api.github.com"),
         allowed_repos=_env_list("JUGGERNAUT_GITHUB_REPOS"),
     ),
+    "http_sources": HttpSources(
+        mode=os.environ.get("JUGGERNAUT_SOURCE_MODE", "live"),
+        github_token=_optional_env("GITHUB_TOKEN"),
+    ),
 }
 
 defs = dg.Definitions(
-    assets=[task_runs, task_completion_audit, experiment_metrics, experiment_decisions],
+    assets=[
+        task_runs,
+        task_completion_audit,
+        experiment_metrics,
+        experiment_decisions,
+        market_trends,
+        trend_scores,
+        expired_domains,
+    ],
     asset_checks=[],
-    jobs=[execute_tasks, experiments_job],
-    sensors=[new_tasks_sensor],
-    schedules=[experiments_schedule],
+    jobs=[execute_tasks, experiments_job, market_trends_job, trend_followers_job],
+    sensors=[
+        new_tasks_sensor,
+        trend_followers_sensor,
+    ],
+    schedules=[experiments_schedule, market_trends_schedule],
     resources=RESOURCES,
 )

@@ -1,6 +1,6 @@
 """`market_trends` (daily partitions) and `trend_scores`: what the public web talks about."""
 
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 
 import dagster as dg
 import polars as pl
@@ -20,6 +20,10 @@ from juggernaut_assets.resources.polars_io import markdown_table
 
 TRENDS_START = "2026-11-01"
 daily = dg.DailyPartitionsDefinition(start_date=TRENDS_START)
+DAILY_FRESHNESS = dg.FreshnessPolicy.time_window(
+    fail_window=timedelta(hours=30), warn_window=timedelta(hours=26)
+)
+"""Daily data: a warning after 26 hours without a materialization, a failure after 30."""
 OBSERVATION_COLUMNS = ("term", "source", "metric", "value", "observed_date", "url", "fetched_at")
 
 
@@ -59,6 +63,7 @@ def _source_report(outcomes: dict) -> str:
 
 @dg.asset(
     partitions_def=daily,
+    freshness_policy=DAILY_FRESHNESS,
     group_name="trends",
     kinds={"polars"},
     check_specs=[dg.AssetCheckSpec("observations_are_valid", asset="market_trends")],
@@ -182,3 +187,17 @@ def trend_scores(
             ),
         },
     )
+
+
+market_trends_job = dg.define_asset_job(
+    "market_trends_job",
+    selection=dg.AssetSelection.assets("market_trends"),
+    description="Scan every trend source for one day.",
+)
+
+market_trends_schedule = dg.build_schedule_from_partitioned_job(
+    market_trends_job,
+    hour_of_day=6,
+    default_status=dg.DefaultScheduleStatus.RUNNING,
+    description="Daily at 06:00 UTC: yesterday's partition (complete by then).",
+)

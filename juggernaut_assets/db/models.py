@@ -9,7 +9,7 @@ enum on PostgreSQL and text on SQLite. Every timestamp is UTC.
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 
 import sqlalchemy as sa
@@ -243,6 +243,27 @@ class AuditReport(Base):
     fake_completions_found: Mapped[int | None] = mapped_column(sa.Integer)
     fake_completions_reset: Mapped[int | None] = mapped_column(sa.Integer)
     details: Mapped[Any | None] = mapped_column(Json)
+
+
+class DomainCheck(Base):
+    """(ours) The last RDAP and Wayback lookup of a domain: the `expired_domains` cache.
+
+    A row younger than the cache TTL and without `error` is reused instead of asking again.
+    """
+
+    __tablename__ = "domain_checks"
+
+    domain: Mapped[str] = mapped_column(sa.Text, primary_key=True)
+    checked_at: Mapped[datetime] = mapped_column(default=utcnow)
+    registered: Mapped[bool | None] = mapped_column(sa.Boolean)
+    rdap_status: Mapped[Any | None] = mapped_column(Json)
+    expiration_date: Mapped[date | None] = mapped_column(sa.Date)
+    registration_date: Mapped[date | None] = mapped_column(sa.Date)
+    last_changed: Mapped[date | None] = mapped_column(sa.Date)
+    wayback_snapshots: Mapped[int | None] = mapped_column(sa.Integer)
+    first_archived_year: Mapped[int | None] = mapped_column(sa.Integer)
+    rdap_url: Mapped[str | None] = mapped_column(sa.Text)
+    error: Mapped[str | None] = mapped_column(sa.Text)
 
 
 metadata = Base.metadata

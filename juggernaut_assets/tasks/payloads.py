@@ -39,6 +39,14 @@ class ScanPayload(Payload):
     partition: str | None = None
 
 
+class DomainAcquisitionPayload(Payload):
+    """`domain_acquisition`: buy a domain, never above `max_price_usd`; `evidence` says why."""
+
+    domain: str = pydantic.Field(min_length=3)
+    max_price_usd: float = pydantic.Field(gt=0)
+    evidence: dict[str, Any] = pydantic.Field(default_factory=dict)
+
+
 class WorkflowStep(Payload):
     tool: str = pydantic.Field(min_length=1)
     args: dict[str, Any] = pydantic.Field(default_factory=dict)

@@ -1,0 +1,293 @@
+"""`expired_domains`: scored expiring and expired domain candidates, and the work they lead to."""
+
+import os
+from datetime import UTC, date, datetime, timedelta
+
+import dagster as dg
+import polars as pl
+import pydantic
+
+from juggernaut_assets.assets.market_trends import DAILY_FRESHNESS
+from juggernaut_assets.db.enums import Priority
+from juggernaut_assets.domains.candidates import (
+    drop_list_candidates,
+    matched_terms,
+    trend_candidates,
+)
+from juggernaut_assets.domains.lookups import look_up
+from juggernaut_assets.lib.domains.lifecycle import estimate_drop_date
+from juggernaut_assets.lib.domains.score import COMPONENTS, score_domains
+from juggernaut_assets.lib.trends import top_terms
+from juggernaut_assets.resources.governance_db import GovernanceDB
+from juggernaut_assets.resources.http_sources import HttpSources
+from juggernaut_assets.resources.polars_io import markdown_table
+from juggernaut_assets.tasks.create import add_task
+from juggernaut_assets.tasks.payloads import DomainAcquisitionPayload
+
+TASK_TYPE = "domain_acquisition"
+CHECK_SCHEMA = "schema_and_types"
+CHECK_SCORE_RANGE = "score_in_range"
+CHECK_UNIQUE = "no_duplicate_domains"
+OUTPUT_SCHEMA = pl.Schema(
+    {
+        "domain": pl.String,
+        "tld": pl.String,
+        "source": pl.String,
+        "registered": pl.Boolean,
+        "rdap_status": pl.List(pl.String),
+        "expiration_date": pl.Date,
+        "estimated_drop_date": pl.Date,
+        "wayback_snapshots": pl.Int64,
+        "first_archived_year": pl.Int64,
+        "matched_terms": pl.List(pl.String),
+        "score": pl.Float64,
+        **dict.fromkeys(COMPONENTS, pl.Float64),
+        "rdap_url": pl.String,
+        "checked_at": pl.Datetime("us", "UTC"),
+        "error": pl.String,
+    }
+)
+
+
+def _env_list(name: str) -> list[str]:
+    return [item.strip() for item in os.environ.get(name, "").split(",") if item.strip()]
+
+
+class ExpiredDomainsConfig(dg.Config):
+    """Where candidates come from, how they are checked and when they become tasks."""
+
+    drop_lists: list[str] = pydantic.Field(
+        default_factory=lambda: _env_list("JUGGERNAUT_DROP_LISTS"),
+        description="URLs or files (one name a line, or CSV with a `domain` column); "
+        "default from the comma-separated JUGGERNAUT_DROP_LISTS.",
+    )
+    tlds: list[str] = pydantic.Field(default_factory=lambda: ["com", "net", "io", "ai"])
+    top_terms: int = pydantic.Field(default=8, ge=0, description="Trend terms to build names from.")
+    cache_ttl_hours: float = pydantic.Field(default=24.0, ge=0)
+    max_lookups: int = pydantic.Field(
+        default=500, ge=0, description="At most this many uncached names looked up per run."
+    )
+    task_threshold: float = pydantic.Field(default=60.0, ge=0, le=100)
+    max_price_usd: float = pydantic.Field(default=20.0, gt=0)
+
+
+def candidates_frame(
+    http: HttpSources, config: ExpiredDomainsConfig, terms: list[str]
+) -> tuple[pl.DataFrame, dict[str, str]]:
+    """Every candidate once (first source wins), invalid names kept with their error."""
+    listed, list_errors = drop_list_candidates(http, config.drop_lists)
+    frame = pl.concat([listed, trend_candidates(terms, config.tlds)])
+    frame = frame.with_columns(domain=pl.coalesce("domain", "raw")).unique(
+        "domain", keep="first", maintain_order=True
+    )
+    return frame, list_errors
+
+
+def checked_frame(
+    candidates: pl.DataFrame, checks: dict[str, dict], terms: list[str], today: date
+) -> pl.DataFrame:
+    """Candidates joined with their lookups, drop dates estimated and scores computed."""
+    rows = []
+    for row in candidates.iter_rows(named=True):
+        check = checks.get(row["domain"], {}) if row["error"] is None else {}
+        statuses = check.get("rdap_status") or []
+        checked_at = check.get("checked_at")
+        rows.append(
+            {
+                "domain": row["domain"],
+                "tld": row["tld"],
+                "source": row["source"],
+                "registered": check.get("registered"),
+                "rdap_status": statuses,
+                "expiration_date": check.get("expiration_date"),
+                "estimated_drop_date": estimate_drop_date(
+                    statuses, check.get("expiration_date"), check.get("last_changed"), today
+                )
+                if check.get("registered")
+                else None,
+                "wayback_snapshots": check.get("wayback_snapshots"),
+                "first_archived_year": check.get("first_archived_year"),
+                "rdap_url": check.get("rdap_url"),
+                "checked_at": checked_at.replace(tzinfo=UTC) if checked_at else None,
+                "error": row["error"] or check.get("error"),
+            }
+        )
+    frame = pl.DataFrame(
+        rows,
+        schema={
+            k: v
+            for k, v in OUTPUT_SCHEMA.items()
+            if k not in ("score", *COMPONENTS, "matched_terms")
+        },
+    )
+    frame = frame.with_columns(matched_terms=matched_terms(frame["domain"], terms))
+    scored = score_domains(
+        frame.with_columns(domain=pl.when(pl.col("tld").is_not_null()).then("domain")),
+        today=today,
+    ).with_columns(domain=frame["domain"])
+    return (
+        scored.select(OUTPUT_SCHEMA.names())
+        .cast(OUTPUT_SCHEMA)
+        .sort("score", descending=True, nulls_last=True)
+    )
+
+
+def acquisition_candidates(frame: pl.DataFrame, threshold: float) -> pl.DataFrame:
+    """Names worth buying: scored at least `threshold`, checked without error, and either not
+    registered or with an estimated drop date."""
+    return frame.filter(
+        (pl.col("score") >= threshold)
+        & pl.col("error").is_null()
+        & ((pl.col("registered") == False) | pl.col("estimated_drop_date").is_not_null())  # noqa: E712
+    )
+
+
+def _evidence(row: dict) -> dict:
+    keep = (
+        "score",
+        *COMPONENTS,
+        "registered",
+        "rdap_status",
+        "wayback_snapshots",
+        "first_archived_year",
+        "matched_terms",
+        "source",
+        "rdap_url",
+    )
+    evidence = {k: row[k] for k in keep}
+    for key in ("expiration_date", "estimated_drop_date", "checked_at"):
+        evidence[key] = row[key].isoformat() if row[key] else None
+    return evidence
+
+
+def create_acquisition_tasks(
+    db: GovernanceDB, worth: pl.DataFrame, max_price_usd: float
+) -> tuple[int, int]:
+    """One `domain_acquisition` task per name (deduplicated), waiting for approval; returns
+    (created, already there). Nothing is bought here."""
+    created = existing = 0
+    with db.session() as session:
+        for row in worth.iter_rows(named=True):
+            payload = DomainAcquisitionPayload(
+                domain=row["domain"], max_price_usd=max_price_usd, evidence=_evidence(row)
+            )
+            _, new = add_task(
+                session,
+                TASK_TYPE,
+                payload.model_dump(),
+                title=f"Acquire {row['domain']} (score {row['score']:.0f})",
+                priority=Priority.MEDIUM,
+                dedupe_key=f"{TASK_TYPE}:{row['domain']}",
+                requires_approval=True,
+                approval_reason=(
+                    f"spends money: registering {row['domain']} costs up to "
+                    f"${max_price_usd:.2f}; approve to buy"
+                ),
+            )
+            created += new
+            existing += not new
+    return created, existing
+
+
+@dg.asset(
+    group_name="trends",
+    kinds={"polars"},
+    freshness_policy=DAILY_FRESHNESS,
+    check_specs=[
+        dg.AssetCheckSpec(CHECK_SCHEMA, asset="expired_domains"),
+        dg.AssetCheckSpec(CHECK_SCORE_RANGE, asset="expired_domains"),
+        dg.AssetCheckSpec(CHECK_UNIQUE, asset="expired_domains"),
+    ],
+)
+def expired_domains(
+    context: dg.AssetExecutionContext,
+    config: ExpiredDomainsConfig,
+    trend_scores: pl.DataFrame,
+    http_sources: HttpSources,
+    governance_db: GovernanceDB,
+):
+    """Scored expiring and expired domain candidates, one row per name.
+
+    Candidates come from the operator's drop lists (config `drop_lists`) and from the top
+    `trend_scores` terms × `tlds`. Each name is normalised (IDN → punycode; invalid names keep
+    a row with the reason in `error`), looked up in RDAP (IANA bootstrap; registered or not,
+    status, expiration, an estimated drop date) and the Wayback CDX API (snapshots, first
+    archived year), with lookups cached in `domain_checks` for `cache_ttl_hours`. The score
+    (0..100) and its `score_*` components are documented in `lib/domains/score.py`.
+
+    Names scoring at least `task_threshold` that are free or dropping become
+    `domain_acquisition` tasks (deduplicated, waiting for approval because they spend money).
+    """
+    now = datetime.now(UTC)
+    terms = top_terms(trend_scores, config.top_terms) if config.top_terms else []
+    candidates, list_errors = candidates_frame(http_sources, config, terms)
+    valid = candidates.filter(pl.col("error").is_null())["domain"].to_list()
+    checks, stats = look_up(
+        http_sources,
+        governance_db.engine,
+        valid,
+        now,
+        timedelta(hours=config.cache_ttl_hours),
+        config.max_lookups,
+    )
+    frame = checked_frame(candidates, checks, terms, now.date())
+    worth = acquisition_candidates(frame, config.task_threshold)
+    created, existing = create_acquisition_tasks(governance_db, worth, config.max_price_usd)
+    top = frame.filter(pl.col("error").is_null()).head(10)
+    yield dg.Output(
+        frame,
+        metadata={
+            "source_mode": http_sources.mode.value,
+            "candidates": frame.height,
+            "invalid_names": candidates.filter(pl.col("error").is_not_null()).height,
+            "lookup_errors": stats.errors,
+            "lookups_cached": stats.cached,
+            "lookups_made": stats.looked_up,
+            "lookups_deferred": stats.deferred,
+            "rdap_http_statuses": dg.MetadataValue.json(stats.statuses),
+            "drop_list_errors": dg.MetadataValue.json(list_errors),
+            "trend_terms": ", ".join(terms) or "none",
+            "tasks_created": created,
+            "tasks_already_open": existing,
+            "top_domains": dg.MetadataValue.md(
+                markdown_table(
+                    top.select(
+                        "domain",
+                        "score",
+                        "registered",
+                        "estimated_drop_date",
+                        "wayback_snapshots",
+                        "matched_terms",
+                    )
+                )
+            ),
+        },
+    )
+    yield from domain_checks(frame, now)
+
+
+def domain_checks(frame: pl.DataFrame, now: datetime) -> list[dg.AssetCheckResult]:
+    """Schema and types as documented; score within 0..100; each domain once."""
+    wrong = {
+        name: str(frame.schema.get(name))
+        for name, dtype in OUTPUT_SCHEMA.items()
+        if frame.schema.get(name) != dtype
+    }
+    scores = frame["score"].drop_nulls()
+    out_of_range = int(((scores < 0) | (scores > 100)).sum())
+    duplicates = frame.height - frame["domain"].n_unique()
+    return [
+        dg.AssetCheckResult(
+            check_name=CHECK_SCHEMA,
+            passed=not wrong,
+            metadata={"wrong_columns": dg.MetadataValue.json(wrong)},
+        ),
+        dg.AssetCheckResult(
+            check_name=CHECK_SCORE_RANGE,
+            passed=out_of_range == 0,
+            metadata={"out_of_range": out_of_range, "scored": scores.len()},
+        ),
+        dg.AssetCheckResult(
+            check_name=CHECK_UNIQUE, passed=duplicates == 0, metadata={"duplicates": duplicates}
+        ),
+    ]

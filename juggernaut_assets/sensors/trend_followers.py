@@ -1,0 +1,25 @@
+"""`trend_followers_sensor`: when a `market_trends` partition lands, recompute what follows it."""
+
+import dagster as dg
+
+trend_followers_job = dg.define_asset_job(
+    "trend_followers_job",
+    selection=dg.AssetSelection.assets("trend_scores", "expired_domains"),
+    description="Trend scores across every stored day, then the scored domain candidates.",
+)
+
+
+@dg.asset_sensor(
+    asset_key=dg.AssetKey("market_trends"),
+    job=trend_followers_job,
+    minimum_interval_seconds=60,
+    default_status=dg.DefaultSensorStatus.RUNNING,
+)
+def trend_followers_sensor(context: dg.SensorEvaluationContext, asset_event: dg.EventLogEntry):
+    """One run of `trend_scores` → `expired_domains` per new `market_trends` materialization
+    (the run key is the materialization's storage id, so a retried tick launches nothing twice)."""
+    partition = asset_event.dagster_event.partition if asset_event.dagster_event else None
+    yield dg.RunRequest(
+        run_key=f"market_trends:{asset_event.storage_id}",
+        tags={"juggernaut/trigger": f"market_trends {partition or ''}".strip()},
+    )
