@@ -98,6 +98,13 @@ DEMO_TASKS: list[dict[str, Any]] = [
         "approval_reason": "demo: approve with `juggernaut tasks approve ID`",
     },
     {
+        "key": "scan-market-trends",
+        "task_type": "scan",
+        "title": "Scan the trend sources for the latest day (then trend_scores and expired_domains)",
+        "priority": "low",
+        "payload": {"asset": "market_trends"},
+    },
+    {
         "key": "scan-audit",
         "task_type": "scan",
         "title": "Materialise the task-completion audit",

@@ -22,6 +22,7 @@ from juggernaut_assets.db.migrate import upgrade
 from juggernaut_assets.db.models import metadata
 from juggernaut_assets.resources.github import GitHubResource
 from juggernaut_assets.resources.governance_db import GovernanceDB
+from juggernaut_assets.resources.http_sources import HttpSources
 from juggernaut_assets.resources.polars_io import PolarsParquetIOManager
 from juggernaut_assets.resources.task_queue import TaskQueueResource
 from juggernaut_assets.resources.task_tools import TaskToolsResource
@@ -89,6 +90,8 @@ def _local_dirs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Keep every test's files (artifacts, asset values) inside its own tmp_path."""
     monkeypatch.setenv("JUGGERNAUT_DATA_DIR", str(tmp_path / "data"))
     monkeypatch.delenv("GITHUB_TOKEN", raising=False)
+    # Public trend and domain sources answer from bundled recordings: no test reaches them.
+    monkeypatch.setenv("JUGGERNAUT_SOURCE_MODE", "replay")
 
 
 @pytest.fixture
@@ -106,6 +109,7 @@ def platform_resources(db_url: str, **overrides: object) -> dict[str, object]:
         "task_tools": TaskToolsResource(),
         "github": GitHubResource(),
         "io_manager": PolarsParquetIOManager(base_path=os.environ["JUGGERNAUT_DATA_DIR"]),
+        "http_sources": HttpSources(mode="replay", seconds_between_requests=0.0),
         **overrides,
     }
 

@@ -17,9 +17,10 @@ trend_followers_job = dg.define_asset_job(
 )
 def trend_followers_sensor(context: dg.SensorEvaluationContext, asset_event: dg.EventLogEntry):
     """One run of `trend_scores` → `expired_domains` per new `market_trends` materialization
-    (the run key is the materialization's storage id, so a retried tick launches nothing twice)."""
+    (the run key names the materializing run and partition, so a retried tick launches nothing
+    twice)."""
     partition = asset_event.dagster_event.partition if asset_event.dagster_event else None
     yield dg.RunRequest(
-        run_key=f"market_trends:{asset_event.storage_id}",
+        run_key=f"market_trends:{asset_event.run_id}:{partition or ''}",
         tags={"juggernaut/trigger": f"market_trends {partition or ''}".strip()},
     )
