@@ -16,6 +16,7 @@ from juggernaut_assets.db.models import DomainCheck, GovernanceTask
 from juggernaut_assets.domains.candidates import matched_terms, term_label, trend_candidates
 from juggernaut_assets.resources.http_sources import HttpSources
 from juggernaut_assets.resources.polars_io import PolarsParquetIOManager
+from juggernaut_assets.tasks.claim import claim_tasks
 from tests.fakes.sources_server import Reply, SourcesServer
 
 ASSETS = [market_trends, trend_scores, expired_domains]
@@ -111,6 +112,11 @@ def test_trend_names_are_checked_scored_and_good_ones_wait_for_approval(platform
         assert task.requires_approval and "$20.00" in task.approval_reason
         assert task.payload["evidence"]["score"] >= 60
     assert all(c.passed for c in result.get_asset_check_evaluations())
+
+    claim_tasks(platform.db.engine, limit=100, batch_size=10)
+    for task in tasks(platform.db):
+        assert task.status == "waiting_approval"
+        assert task.error_message.startswith("spends money: registering")
 
 
 def test_a_second_run_reuses_cached_lookups_and_creates_no_duplicate_tasks(platform):

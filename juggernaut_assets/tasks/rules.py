@@ -78,8 +78,13 @@ def is_task_id(value: str) -> bool:
 
 def judge(candidate: Candidate, dependency_status: Mapping[str, str | None]) -> Verdict:
     """Decide what the sensor does with a pending, due task."""
+    no_handler = f"no handler for task type '{candidate.task_type}'"
     if canonical_task_type(candidate.task_type) is None:
-        return Verdict(Readiness.NO_HANDLER, f"no handler for task type '{candidate.task_type}'")
+        if candidate.requires_approval and candidate.approved_at is None:
+            # The spend (or other) reason is what the operator has to decide on first.
+            reason = candidate.approval_reason or "this task requires an operator's approval"
+            return Verdict(Readiness.NEEDS_APPROVAL, f"{reason} ({no_handler}: a person does it)")
+        return Verdict(Readiness.NO_HANDLER, no_handler)
     deps = dependency_ids(candidate.depends_on)
     for dep in deps:
         if not is_task_id(dep):
