@@ -57,6 +57,7 @@ TRIGGER_EVENTS = {
     "juggernaut_metric_sums_delete": "DELETE",
 }
 PG_TRIGGERS = {**TRIGGER_EVENTS, "juggernaut_metric_sums_truncate": "TRUNCATE"}
+BACKFILL_WORK_MEM = "256MB"
 LOCK_POINTS = f"LOCK TABLE {POINTS} IN SHARE ROW EXCLUSIVE MODE"
 
 metric_sums = sa.Table(
@@ -249,12 +250,13 @@ def _backfill(conn: Connection) -> int:
     if conn.dialect.name != "postgresql":
         conn.exec_driver_sql(_upsert(source, conn.dialect.name))
     else:
-        # Group counts over several keys are overestimated (an all-NULL metric_type counts
-        # as 200 values): without this the planner sorts every point instead of hashing.
-        before = conn.exec_driver_sql("SHOW enable_sort").scalar()
-        conn.exec_driver_sql("SET LOCAL enable_sort = off")
+        # Group counts over several keys are overestimated (an all-NULL metric_type counts as
+        # 200 values), so the planner would sort every point; with room for the estimated
+        # groups it hashes them in one sequential scan (the real groups are a few thousand).
+        before = conn.exec_driver_sql("SHOW work_mem").scalar()
+        conn.exec_driver_sql(f"SET LOCAL work_mem = '{BACKFILL_WORK_MEM}'")
         conn.exec_driver_sql(_upsert(source, conn.dialect.name))
-        conn.execute(sa.text("SELECT set_config('enable_sort', :v, true)"), {"v": before})
+        conn.execute(sa.text("SELECT set_config('work_mem', :v, true)"), {"v": before})
     return conn.execute(sa.select(sa.func.count()).select_from(metric_sums)).scalar_one()
 
 
