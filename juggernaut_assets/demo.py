@@ -100,7 +100,7 @@ DEMO_TASKS: list[dict[str, Any]] = [
     {
         "key": "scan-market-trends",
         "task_type": "scan",
-        "title": "Scan the trend sources for the latest day (then trend_scores and expired_domains)",
+        "title": "Scan the trend sources for the latest day (then scores and domains follow)",
         "priority": "low",
         "payload": {"asset": "market_trends"},
     },
