@@ -8,6 +8,7 @@ the end. Without a server the PostgreSQL cases are skipped locally and fail unde
 from __future__ import annotations
 
 import os
+import tempfile
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -27,6 +28,14 @@ from juggernaut_assets.resources.polars_io import PolarsParquetIOManager
 from juggernaut_assets.resources.task_queue import TaskQueueResource
 from juggernaut_assets.resources.task_tools import TaskToolsResource
 from tests.fakes.http_server import LocalHTTPServer
+
+# Before any test module imports `definitions` (whose resources bind the environment at import):
+# public sources answer from recordings, local state goes to a temporary directory, and no
+# database from the developer's environment is ever bound.
+os.environ["JUGGERNAUT_SOURCE_MODE"] = "replay"
+os.environ["JUGGERNAUT_DATA_DIR"] = tempfile.mkdtemp(prefix="juggernaut-tests-")
+for _name in ("JUGGERNAUT_DATABASE_URL", "DATABASE_URL", "GITHUB_TOKEN", "SLACK_WEBHOOK_URL"):
+    os.environ.pop(_name, None)
 
 PG_SERVER_URL = os.environ.get(
     "JUGGERNAUT_TEST_PG_URL", "postgresql+psycopg2://postgres@127.0.0.1:5432/test"
