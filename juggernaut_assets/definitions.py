@@ -77,6 +77,7 @@ RESOURCES = {
     "http_sources": HttpSources(
         mode=os.environ.get("JUGGERNAUT_SOURCE_MODE", "live"),
         github_token=_optional_env("GITHUB_TOKEN"),
+        contact=os.environ.get("JUGGERNAUT_HTTP_CONTACT") or None,
     ),
 }
 

@@ -145,6 +145,15 @@ def test_github_token_goes_to_github_only(tmp_path, sources_server):
     assert TOKEN not in str(metadata(result))
 
 
+def test_operator_contact_is_in_every_user_agent(tmp_path, sources_server):
+    contact = "ops@example.org"
+    result = scan(tmp_path, http(sources_server, contact=contact), sources=["wikipedia", "npm"])
+    assert result.success
+    agents = {r.headers["User-Agent"] for r in sources_server.received}
+    assert agents and all(a.endswith(f"contact: {contact}") for a in agents)
+    assert any(a.startswith("juggernaut-assets/0.1 (market-trend") for a in agents)
+
+
 def test_unknown_source_in_config_fails_with_the_known_ones(tmp_path):
     result = scan(tmp_path, http(), sources=["github", "reddit"])
     assert not result.success

@@ -97,6 +97,9 @@ class HttpSources(dg.ConfigurableResource):
     github_token: str | None = None
     base_urls: dict[str, str] = pydantic.Field(default_factory=dict)
     user_agent: str = "juggernaut-assets/0.1 (trend and domain research; python-httpx)"
+    contact: str | None = None
+    """Appended to every User-Agent (Wikimedia asks for a way to reach the operator); bound from
+    `JUGGERNAUT_HTTP_CONTACT`, e.g. an e-mail address or URL."""
     timeout_seconds: float = 20.0
     max_attempts: int = 4
     backoff_seconds: float = 1.0
@@ -120,6 +123,8 @@ class HttpSources(dg.ConfigurableResource):
 
     def _headers(self, request: SourceRequest) -> dict[str, str]:
         headers = dict(request.headers)
+        agent = headers.get("User-Agent", self.user_agent)
+        headers["User-Agent"] = f"{agent} contact: {self.contact}" if self.contact else agent
         if self.github_token and request.source == Source.GITHUB:
             headers["Authorization"] = f"Bearer {self.github_token}"
         return headers
