@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import math
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import date
 from enum import StrEnum
@@ -201,3 +201,50 @@ def describe_bad(name: str, value: Any) -> str:
     if len(shown) > 40:
         shown = shown[:39] + "…"
     return f"{name} is {type_name(value)} {shown}, not a number"
+
+
+@dataclass(frozen=True)
+class DailySeries:
+    """Where a source keeps a daily series in its JSON: `items[].{date_key, value_key}`."""
+
+    items_key: str
+    date_key: str
+    date_format: str
+    """How the date should look, for the skip message (`YYYY-MM-DD`)."""
+    value_key: str
+    metric: str
+
+
+def parse_daily_series(
+    source: str,
+    data: Mapping[str, Any],
+    shape: DailySeries,
+    parse_date: Callable[[object], date | None],
+    term: str,
+    url: str | None,
+) -> ParsedRows:
+    """One row per day of a daily series; bad or repeated days are skipped with a reason."""
+    rows: dict[date, TrendRow] = {}
+    skipped: list[str] = []
+    key = shape.items_key
+    for index, item in enumerate(require_list(source, data, key)):
+        if not isinstance(item, dict):
+            skipped.append(f"{key}[{index}] is a {type_name(item)}, not an object")
+            continue
+        raw_date = item.get(shape.date_key)
+        observed = parse_date(raw_date)
+        if observed is None:
+            skipped.append(
+                f"{key}[{index}]: {shape.date_key} {raw_date!r} is not {shape.date_format}"
+            )
+            continue
+        value = as_count(item.get(shape.value_key))
+        if value is None:
+            reason = describe_bad(shape.value_key, item.get(shape.value_key))
+            skipped.append(f"{key}[{index}] ({observed}): {reason}")
+            continue
+        if observed in rows:
+            skipped.append(f"{key}[{index}]: second entry for {observed}")
+            continue
+        rows[observed] = TrendRow(term, source, shape.metric, value, observed, url)
+    return ParsedRows(sorted(rows.values(), key=lambda r: r.observed_date), skipped)

@@ -10,16 +10,13 @@ from datetime import date, timedelta
 from urllib.parse import quote
 
 from juggernaut_assets.lib.sources.base import (
+    DailySeries,
     ParsedRows,
     Source,
     SourceRequest,
-    TrendRow,
-    as_count,
-    describe_bad,
     load_json,
-    require_list,
+    parse_daily_series,
     require_object,
-    type_name,
 )
 from juggernaut_assets.lib.sources.tracked import TrackedItems
 
@@ -45,6 +42,9 @@ def requests_for(
     ]
 
 
+SERIES = DailySeries("downloads", "day", "YYYY-MM-DD", "downloads", "downloads")
+
+
 def _day(value: object) -> date | None:
     if not isinstance(value, str):
         return None
@@ -59,25 +59,5 @@ def parse(request: SourceRequest, status: int, body: bytes, day: date) -> Parsed
         raise ValueError("an npm request needs the package it is for")
     term = request.term.lower()
     data = require_object(SOURCE, load_json(SOURCE, status, body, term))
-    days = require_list(SOURCE, data, "downloads")
     url = f"https://www.npmjs.com/package/{term}"
-    rows: dict[date, TrendRow] = {}
-    skipped: list[str] = []
-    for index, entry in enumerate(days):
-        if not isinstance(entry, dict):
-            skipped.append(f"downloads[{index}] is a {type_name(entry)}, not an object")
-            continue
-        observed = _day(entry.get("day"))
-        if observed is None:
-            skipped.append(f"downloads[{index}]: day {entry.get('day')!r} is not YYYY-MM-DD")
-            continue
-        value = as_count(entry.get("downloads"))
-        if value is None:
-            reason = describe_bad("downloads", entry.get("downloads"))
-            skipped.append(f"downloads[{index}] ({observed}): {reason}")
-            continue
-        if observed in rows:
-            skipped.append(f"downloads[{index}]: second entry for {observed}")
-            continue
-        rows[observed] = TrendRow(term, SOURCE, "downloads", value, observed, url)
-    return ParsedRows(sorted(rows.values(), key=lambda r: r.observed_date), skipped)
+    return parse_daily_series(SOURCE, data, SERIES, _day, term, url)

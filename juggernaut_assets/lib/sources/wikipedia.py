@@ -11,17 +11,14 @@ from datetime import date, timedelta
 from urllib.parse import quote, unquote, urlsplit
 
 from juggernaut_assets.lib.sources.base import (
+    DailySeries,
     ParsedRows,
     Source,
     SourceRequest,
-    TrendRow,
-    as_count,
-    describe_bad,
     load_json,
     normalise_term,
-    require_list,
+    parse_daily_series,
     require_object,
-    type_name,
 )
 from juggernaut_assets.lib.sources.tracked import TrackedItems
 
@@ -77,6 +74,9 @@ def article_url(request_url: str) -> str | None:
     return f"https://{project}/wiki/{quote(unquote(article), safe='()')}"
 
 
+SERIES = DailySeries("items", "timestamp", "YYYYMMDDHH", "views", "pageviews")
+
+
 def _timestamp_date(value: object) -> date | None:
     if not isinstance(value, str) or len(value) != 10 or not value.isdigit():
         return None
@@ -91,25 +91,4 @@ def parse(request: SourceRequest, status: int, body: bytes, day: date) -> Parsed
         raise ValueError("a wikipedia request needs the term its article counts for")
     term = normalise_term(request.term)
     data = require_object(SOURCE, load_json(SOURCE, status, body, request.term))
-    items = require_list(SOURCE, data, "items")
-    url = article_url(request.url)
-    rows: dict[date, TrendRow] = {}
-    skipped: list[str] = []
-    for index, item in enumerate(items):
-        if not isinstance(item, dict):
-            skipped.append(f"items[{index}] is a {type_name(item)}, not an object")
-            continue
-        observed = _timestamp_date(item.get("timestamp"))
-        if observed is None:
-            skipped.append(f"items[{index}]: timestamp {item.get('timestamp')!r} is not YYYYMMDDHH")
-            continue
-        views = as_count(item.get("views"))
-        if views is None:
-            reason = describe_bad("views", item.get("views"))
-            skipped.append(f"items[{index}] ({observed}): {reason}")
-            continue
-        if observed in rows:
-            skipped.append(f"items[{index}]: second entry for {observed}")
-            continue
-        rows[observed] = TrendRow(term, SOURCE, "pageviews", views, observed, url)
-    return ParsedRows(sorted(rows.values(), key=lambda r: r.observed_date), skipped)
+    return parse_daily_series(SOURCE, data, SERIES, _timestamp_date, term, article_url(request.url))
