@@ -46,10 +46,6 @@ def _optional_env(name: str) -> dg.EnvVar | None:
     return dg.EnvVar(name) if os.environ.get(name) else None
 
 
-def _env_list(name: str) -> list[str]:
-    return [item.strip() for item in os.environ.get(name, "").split(",") if item.strip()]
-
-
 def _queue() -> TaskQueueResource:
     """Queue sizes are tuning, not secrets: read once when the definitions load."""
     names = {
@@ -67,12 +63,12 @@ RESOURCES = {
     "task_queue": _queue(),
     "task_tools": TaskToolsResource(
         slack_webhook_url=_optional_env("SLACK_WEBHOOK_URL"),
-        http_allowed_hosts=_env_list("JUGGERNAUT_HTTP_ALLOWED_HOSTS"),
+        http_allowed_hosts=settings.env_list("JUGGERNAUT_HTTP_ALLOWED_HOSTS"),
     ),
     "github": GitHubResource(
         token=_optional_env("GITHUB_TOKEN"),
         api_url=os.environ.get("JUGGERNAUT_GITHUB_API_URL", "https://api.github.com"),
-        allowed_repos=_env_list("JUGGERNAUT_GITHUB_REPOS"),
+        allowed_repos=settings.env_list("JUGGERNAUT_GITHUB_REPOS"),
     ),
     "http_sources": HttpSources(
         mode=os.environ.get("JUGGERNAUT_SOURCE_MODE", "live"),

@@ -44,3 +44,8 @@ def assets_dir() -> str:
 def dagster_ui_url() -> str:
     """Base URL of the Dagster UI, for links in artifacts (`JUGGERNAUT_DAGSTER_UI_URL`)."""
     return os.environ.get("JUGGERNAUT_DAGSTER_UI_URL", "http://localhost:3000").rstrip("/")
+
+
+def env_list(name: str) -> list[str]:
+    """A comma-separated environment variable as a list (blank items dropped)."""
+    return [item.strip() for item in os.environ.get(name, "").split(",") if item.strip()]

@@ -99,8 +99,6 @@ def _local_dirs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Keep every test's files (artifacts, asset values) inside its own tmp_path."""
     monkeypatch.setenv("JUGGERNAUT_DATA_DIR", str(tmp_path / "data"))
     monkeypatch.delenv("GITHUB_TOKEN", raising=False)
-    # Public trend and domain sources answer from bundled recordings: no test reaches them.
-    monkeypatch.setenv("JUGGERNAUT_SOURCE_MODE", "replay")
 
 
 @pytest.fixture

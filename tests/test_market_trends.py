@@ -4,15 +4,27 @@ answers like the public sources (recorded responses, and hand-built bad ones).""
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import UTC, date, datetime, timedelta
+from email.utils import format_datetime
 from pathlib import Path
 
 import dagster as dg
+import httpx
 import polars as pl
 import pytest
 
-from juggernaut_assets.assets.market_trends import market_trends, trend_scores
+from juggernaut_assets.assets.expired_domains import expired_domains
+from juggernaut_assets.assets.market_trends import (
+    DAILY_FRESHNESS,
+    market_trends,
+    market_trends_schedule,
+    observations_check,
+    trend_scores,
+)
+from juggernaut_assets.definitions import defs
 from juggernaut_assets.lib.sources.base import Source, SourceRequest
-from juggernaut_assets.resources.http_sources import HttpSources
+from juggernaut_assets.lib.trends import OBSERVATION_SCHEMA
+from juggernaut_assets.resources.http_sources import HttpSources, retry_after_seconds
 from juggernaut_assets.resources.polars_io import PolarsParquetIOManager
 from tests.fakes.sources_server import Reply, SourcesServer
 
@@ -205,3 +217,56 @@ def test_trend_scores_read_every_stored_partition(tmp_path):
     assert scores["sources_agreeing"].max() >= 1
     ranked = scores.unique("term", maintain_order=True)["sources_agreeing"].to_list()
     assert ranked == sorted(ranked, reverse=True)
+
+
+def _observations(**overrides) -> pl.DataFrame:
+    row = {
+        "term": "rust",
+        "source": "hackernews",
+        "metric": "stories",
+        "value": 3.0,
+        "observed_date": date(2026, 11, 23),
+        "url": None,
+        "fetched_at": datetime(2026, 11, 24, tzinfo=UTC),
+    }
+    return pl.DataFrame([row, {**row, **overrides}], schema=OBSERVATION_SCHEMA)
+
+
+@pytest.mark.parametrize(
+    ("overrides", "problem"),
+    [
+        ({}, "1 duplicate observations"),
+        ({"metric": "points", "value": float("inf")}, "1 non-finite or negative values"),
+        ({"metric": "points", "value": -1.0}, "1 non-finite or negative values"),
+        ({"term": " "}, "1 empty terms"),
+    ],
+    ids=["duplicate", "infinite", "negative", "empty-term"],
+)
+def test_observation_check_names_what_is_wrong(overrides, problem):
+    result = observations_check(_observations(**overrides))
+    assert not result.passed
+    assert problem in result.metadata["problems"].value
+    assert observations_check(_observations(metric="points")).passed
+
+
+def test_daily_schedule_scans_yesterday_once_it_is_complete():
+    context = dg.build_schedule_context(
+        scheduled_execution_time=datetime(2026, 11, 24, 6, 0, tzinfo=UTC)
+    )
+    schedule = defs.resolve_schedule_def(market_trends_schedule.name)
+    [request] = schedule.evaluate_tick(context).run_requests
+    assert request.partition_key == "2026-11-23"
+    assert schedule.cron_schedule == "0 6 * * *"
+
+
+def test_trend_assets_carry_a_daily_freshness_policy():
+    for asset in (market_trends, expired_domains):
+        assert asset.specs_by_key[asset.key].freshness_policy == DAILY_FRESHNESS
+
+
+def test_retry_after_accepts_seconds_and_http_dates():
+    later = format_datetime(datetime.now(UTC) + timedelta(seconds=120), usegmt=True)
+    assert retry_after_seconds(httpx.Response(429, headers={"Retry-After": "7"})) == 7.0
+    assert 100 < retry_after_seconds(httpx.Response(429, headers={"Retry-After": later})) <= 120
+    assert retry_after_seconds(httpx.Response(429, headers={"Retry-After": "soon"})) is None
+    assert retry_after_seconds(httpx.Response(503)) is None

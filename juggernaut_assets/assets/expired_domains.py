@@ -1,12 +1,12 @@
 """`expired_domains`: scored expiring and expired domain candidates, and the work they lead to."""
 
-import os
 from datetime import UTC, date, datetime, timedelta
 
 import dagster as dg
 import polars as pl
 import pydantic
 
+from juggernaut_assets import settings
 from juggernaut_assets.assets.market_trends import DAILY_FRESHNESS
 from juggernaut_assets.db.enums import Priority
 from juggernaut_assets.domains.candidates import (
@@ -49,15 +49,11 @@ OUTPUT_SCHEMA = pl.Schema(
 )
 
 
-def _env_list(name: str) -> list[str]:
-    return [item.strip() for item in os.environ.get(name, "").split(",") if item.strip()]
-
-
 class ExpiredDomainsConfig(dg.Config):
     """Where candidates come from, how they are checked and when they become tasks."""
 
     drop_lists: list[str] = pydantic.Field(
-        default_factory=lambda: _env_list("JUGGERNAUT_DROP_LISTS"),
+        default_factory=lambda: settings.env_list("JUGGERNAUT_DROP_LISTS"),
         description="URLs or files (one name a line, or CSV with a `domain` column); "
         "default from the comma-separated JUGGERNAUT_DROP_LISTS.",
     )
@@ -83,52 +79,56 @@ def candidates_frame(
     return frame, list_errors
 
 
+LOOKED_UP_SCHEMA = pl.Schema(
+    {k: v for k, v in OUTPUT_SCHEMA.items() if k not in ("score", *COMPONENTS, "matched_terms")}
+)
+
+
+def _with_check(candidate: dict, check: dict, today: date) -> dict:
+    """One output row before scoring: the candidate and what its lookup found."""
+    statuses = check.get("rdap_status") or []
+    checked_at = check.get("checked_at")
+    drop_date = None
+    if check.get("registered"):
+        drop_date = estimate_drop_date(
+            statuses, check.get("expiration_date"), check.get("last_changed"), today
+        )
+    return {
+        "domain": candidate["domain"],
+        "tld": candidate["tld"],
+        "source": candidate["source"],
+        "registered": check.get("registered"),
+        "rdap_status": statuses,
+        "expiration_date": check.get("expiration_date"),
+        "estimated_drop_date": drop_date,
+        "wayback_snapshots": check.get("wayback_snapshots"),
+        "first_archived_year": check.get("first_archived_year"),
+        "rdap_url": check.get("rdap_url"),
+        "checked_at": checked_at.replace(tzinfo=UTC) if checked_at else None,
+        "error": candidate["error"] or check.get("error"),
+    }
+
+
 def checked_frame(
     candidates: pl.DataFrame, checks: dict[str, dict], terms: list[str], today: date
 ) -> pl.DataFrame:
-    """Candidates joined with their lookups, drop dates estimated and scores computed."""
-    rows = []
-    for row in candidates.iter_rows(named=True):
-        check = checks.get(row["domain"], {}) if row["error"] is None else {}
-        statuses = check.get("rdap_status") or []
-        checked_at = check.get("checked_at")
-        rows.append(
-            {
-                "domain": row["domain"],
-                "tld": row["tld"],
-                "source": row["source"],
-                "registered": check.get("registered"),
-                "rdap_status": statuses,
-                "expiration_date": check.get("expiration_date"),
-                "estimated_drop_date": estimate_drop_date(
-                    statuses, check.get("expiration_date"), check.get("last_changed"), today
-                )
-                if check.get("registered")
-                else None,
-                "wayback_snapshots": check.get("wayback_snapshots"),
-                "first_archived_year": check.get("first_archived_year"),
-                "rdap_url": check.get("rdap_url"),
-                "checked_at": checked_at.replace(tzinfo=UTC) if checked_at else None,
-                "error": row["error"] or check.get("error"),
-            }
-        )
+    """Candidates joined with their lookups, drop dates estimated and scores computed;
+    best score first."""
     frame = pl.DataFrame(
-        rows,
-        schema={
-            k: v
-            for k, v in OUTPUT_SCHEMA.items()
-            if k not in ("score", *COMPONENTS, "matched_terms")
-        },
-    )
-    frame = frame.with_columns(matched_terms=matched_terms(frame["domain"], terms))
-    scored = score_domains(
-        frame.with_columns(domain=pl.when(pl.col("tld").is_not_null()).then("domain")),
-        today=today,
-    ).with_columns(domain=frame["domain"])
+        [
+            _with_check(c, {} if c["error"] else checks.get(c["domain"], {}), today)
+            for c in candidates.iter_rows(named=True)
+        ],
+        schema=LOOKED_UP_SCHEMA,
+    ).with_columns(matched_terms=matched_terms(candidates["domain"], terms))
+    # An invalid name (no tld) is scored as "no domain" (null score) but keeps its raw text.
+    valid_only = frame.with_columns(domain=pl.when(pl.col("tld").is_not_null()).then("domain"))
     return (
-        scored.select(OUTPUT_SCHEMA.names())
+        score_domains(valid_only, today=today)
+        .with_columns(domain=frame["domain"])
+        .select(OUTPUT_SCHEMA.names())
         .cast(OUTPUT_SCHEMA)
-        .sort("score", descending=True, nulls_last=True)
+        .sort(["score", "domain"], descending=[True, False], nulls_last=True)
     )
 
 

@@ -8,12 +8,6 @@ import pydantic
 
 from juggernaut_assets.lib import trends
 from juggernaut_assets.lib.sources import TREND_SOURCES, TrackedItems
-from juggernaut_assets.lib.sources.tracked import (
-    DEFAULT_NPM_PACKAGES,
-    DEFAULT_PYPI_PACKAGES,
-    DEFAULT_TERMS,
-    DEFAULT_WIKIPEDIA_ARTICLES,
-)
 from juggernaut_assets.lib.trend_collect import collect_observations
 from juggernaut_assets.resources.http_sources import HttpSources
 from juggernaut_assets.resources.polars_io import markdown_table
@@ -24,23 +18,26 @@ DAILY_FRESHNESS = dg.FreshnessPolicy.time_window(
     fail_window=timedelta(hours=30), warn_window=timedelta(hours=26)
 )
 """Daily data: a warning after 26 hours without a materialization, a failure after 30."""
-OBSERVATION_COLUMNS = ("term", "source", "metric", "value", "observed_date", "url", "fetched_at")
+OBSERVATION_COLUMNS = tuple(trends.OBSERVATION_SCHEMA)
+TRACKED = TrackedItems()
+PARAMS = trends.TrendParams()
 
 
 class MarketTrendsConfig(dg.Config):
-    """What to track (defaults in `lib/sources/tracked.py`) and which sources to ask."""
+    """What to track and which sources to ask; the defaults are `TrackedItems()`'s
+    (`lib/sources/tracked.py`), which also validates and normalises what is given here."""
 
     sources: list[str] = pydantic.Field(default_factory=lambda: list(TREND_SOURCES))
-    terms: list[str] = pydantic.Field(default_factory=lambda: list(DEFAULT_TERMS))
+    terms: list[str] = pydantic.Field(default_factory=lambda: list(TRACKED.terms))
     wikipedia_articles: dict[str, str] = pydantic.Field(
-        default_factory=lambda: dict(DEFAULT_WIKIPEDIA_ARTICLES)
+        default_factory=lambda: dict(TRACKED.wikipedia_articles)
     )
-    pypi_packages: list[str] = pydantic.Field(default_factory=lambda: list(DEFAULT_PYPI_PACKAGES))
-    npm_packages: list[str] = pydantic.Field(default_factory=lambda: list(DEFAULT_NPM_PACKAGES))
-    github_min_stars: int = 10
-    hn_min_points: int = 1
-    google_trends_geo: str = "US"
-    wikipedia_project: str = "en.wikipedia.org"
+    pypi_packages: list[str] = pydantic.Field(default_factory=lambda: list(TRACKED.pypi_packages))
+    npm_packages: list[str] = pydantic.Field(default_factory=lambda: list(TRACKED.npm_packages))
+    github_min_stars: int = TRACKED.github_min_stars
+    hn_min_points: int = TRACKED.hn_min_points
+    google_trends_geo: str = TRACKED.google_trends_geo
+    wikipedia_project: str = TRACKED.wikipedia_project
 
     def tracked(self) -> TrackedItems:
         return TrackedItems(**self.model_dump(exclude={"sources"}))
@@ -105,7 +102,6 @@ def market_trends(
             description=f"every source failed:\n{errors}",
             metadata={"sources": dg.MetadataValue.md(report)},
         )
-    frame = frame.unique(subset=["term", "source", "metric", "observed_date"], keep="last")
     yield dg.Output(
         frame.sort("source", "term", "metric", "observed_date"),
         metadata={
@@ -144,14 +140,14 @@ def observations_check(frame: pl.DataFrame) -> dg.AssetCheckResult:
 
 
 class TrendScoresConfig(dg.Config):
-    """Windows and thresholds of the trend math (see `lib/trends.py`)."""
+    """Windows and thresholds of the trend math (defaults: `lib/trends.py`'s `TrendParams`)."""
 
-    window_days: int = 28
-    min_history: int = 3
-    growth_days: int = 7
-    ewma_span: int = 7
-    agree_z: float = 2.0
-    agree_growth: float = 0.5
+    window_days: int = PARAMS.window_days
+    min_history: int = PARAMS.min_history
+    growth_days: int = PARAMS.growth_days
+    ewma_span: int = PARAMS.ewma_span
+    agree_z: float = PARAMS.agree_z
+    agree_growth: float = PARAMS.agree_growth
 
 
 @dg.asset(
@@ -169,12 +165,10 @@ def trend_scores(
     `market_trends` partition; per term, `sources_agreeing` (sources whose series trends) and
     `term_score`. Rows are ranked best term first; `expired_domains` builds names from the top.
     """
-    observations = [f for f in market_trends.values() if f.height] or [
-        pl.DataFrame(schema=dict.fromkeys(OBSERVATION_COLUMNS))
-    ]
-    frame = pl.concat(observations, how="vertical_relaxed")
-    if frame.height == 0:
+    observations = [f for f in market_trends.values() if f.height]
+    if not observations:
         raise dg.Failure("no market_trends observations stored yet: materialise a partition first")
+    frame = pl.concat(observations, how="vertical_relaxed")
     scores = trends.trend_scores(frame.lazy(), trends.TrendParams(**config.model_dump()))
     top = scores.unique("term", maintain_order=True).head(10)
     return dg.MaterializeResult(

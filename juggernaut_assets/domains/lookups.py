@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta
+from datetime import datetime, timedelta
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
@@ -166,7 +166,3 @@ def look_up(
     stats.looked_up = len(fresh)
     checks.update({c["domain"]: c for c in fresh})
     return checks, stats
-
-
-def days_between(start: date | None, end: date) -> int | None:
-    return None if start is None else (end - start).days

@@ -194,6 +194,8 @@ class HttpSources(dg.ConfigurableResource):
 
         Never raises for a failed request: its `Fetched.error` says what happened.
         """
+        if not requests:
+            return []
         pacer = _HostPacer(self.seconds_between_requests)
         with self.client() as client, ThreadPoolExecutor(max(1, self.max_concurrency)) as pool:
             return list(pool.map(lambda r: self._fetch(client, pacer, r), requests))

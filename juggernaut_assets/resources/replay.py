@@ -2,14 +2,15 @@
 
 The HTTP code path is the same as live (the same client, headers, retries and parsers); only
 the transport differs. A request matches a recording when their URLs are equal after every
-date-like token (`2026-11-24`, `20261124`, `2026112400`, ten-digit unix times) is replaced by
-a placeholder and the query parameters are sorted: a daily scan replays on any day.
+date-like token (`2026-11-24`, `20261124`, `2026112400`, ten-digit unix times) reads `{date}`
+and the query parameters are sorted: a daily scan replays on any day.
 A request with no recording raises `NoRecording` (a request error, not retried): never a
 made-up status, since a 404 would mean "not registered" to RDAP.
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 from pathlib import Path
@@ -32,8 +33,9 @@ def replay_key(url: str) -> str:
     return f"{parts.netloc.lower()}{_undated(unquote(parts.path))}?{urlencode(query)}"
 
 
+@functools.cache
 def load_recordings(directory: Path = REPLAY_DIR) -> dict[str, dict]:
-    """Every `*.json` recording under `directory`, by replay key."""
+    """Every `*.json` recording under `directory`, by replay key (read once per process)."""
     recordings: dict[str, dict] = {}
     for path in sorted(directory.rglob("*.json")):
         record = json.loads(path.read_text())
