@@ -1,5 +1,7 @@
 """`experiment_metrics`: per experiment × variant × metric statistics, from the database."""
 
+from collections.abc import Sequence
+
 import dagster as dg
 import polars as pl
 import sqlalchemy as sa
@@ -47,10 +49,13 @@ def _keys() -> list[sa.ColumnElement]:
     ]
 
 
+def _rows_frame(rows: Sequence[sa.Row], schema: dict[str, pl.DataType]) -> pl.DataFrame:
+    return pl.DataFrame([tuple(r) for r in rows], schema=schema, orient="row")
+
+
 def _fetch(engine: Engine, query: sa.Select, schema: dict[str, pl.DataType]) -> pl.DataFrame:
     with engine.connect() as conn:
-        rows = conn.execute(query).all()
-    return pl.DataFrame([tuple(r) for r in rows], schema=schema, orient="row")
+        return _rows_frame(conn.execute(query).all(), schema)
 
 
 PLAIN_SCHEMA = {**STATISTICS_SCHEMA, "negative_denominators": pl.Int64}
@@ -121,7 +126,7 @@ def _rollup_statistics(conn: sa.Connection) -> pl.DataFrame:
         **{c: pl.Int64 for c in COUNTS},
         **{c: pl.Float64 for c in SUMMED_OVER},
     }
-    frame = pl.DataFrame([tuple(r) for r in rows], schema=schema, orient="row")
+    frame = _rows_frame(rows, schema)
     return frame.with_columns(
         *(pl.when(pl.col(n) > 0).then(pl.col(c)).alias(c) for c, n in SUMMED_OVER.items()),
         invalid_values=pl.col("rows") - pl.col("n"),
