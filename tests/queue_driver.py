@@ -22,6 +22,8 @@ def evaluate_sensor(
     for request in result.dynamic_partitions_requests or []:
         if isinstance(request, dg.AddDynamicPartitionsRequest):
             instance.add_dynamic_partitions(request.partitions_def_name, request.partition_keys)
+    for event in result.asset_events or []:
+        instance.report_runless_asset_event(event)
     return result
 
 
@@ -50,7 +52,11 @@ def drain(instance: dg.DagsterInstance, resources: dict[str, Any], ticks: int = 
 
 
 def task_row(db_url: str, task_id: str) -> sa.Row:
+    """The task's row; JSON columns as their raw text (a row may hold JSON that does not parse)."""
+    table = GovernanceTask.__table__
+    columns = [
+        sa.cast(c, sa.Text).label(c.name) if isinstance(c.type, sa.JSON) else c
+        for c in table.columns
+    ]
     with make_engine(db_url).connect() as conn:
-        return conn.execute(
-            sa.select(GovernanceTask.__table__).where(GovernanceTask.id == task_id)
-        ).one()
+        return conn.execute(sa.select(*columns).where(table.c.id == task_id)).one()

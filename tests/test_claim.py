@@ -40,14 +40,15 @@ def test_claims_in_priority_order_then_oldest_first(governance_db):
     assert _claimed_ids(result) == [crit_old, crit_new, high, medium, normal, low, background]
 
 
-def test_claim_marks_tasks_in_progress_with_batch_worker_and_attempt(governance_db):
+def test_claim_marks_tasks_in_progress_with_batch_worker_and_no_attempt_yet(governance_db):
+    """The attempt is counted when a run starts the task, not at claim (issue 8, defect 13)."""
     task_id = _add(governance_db)
     result = claim_tasks(governance_db.engine, limit=10, batch_size=10, now=NOW)
     task = _task(governance_db, task_id)
     assert task.status == "in_progress"
     assert task.assigned_worker == f"{BATCH_WORKER_PREFIX}{result.batches[0].key}"
     assert task.assigned_at is not None
-    assert task.attempt_count == 1
+    assert task.attempt_count == 0
 
 
 def test_claim_cuts_batches_and_respects_limit(governance_db):

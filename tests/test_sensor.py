@@ -81,7 +81,7 @@ def test_tasks_of_a_failed_run_go_back_to_the_queue(governance_db, db_url, insta
     result = evaluate_sensor(instance, resources)
     row = task_row(db_url, task_id)
     assert row.status == "pending"
-    assert row.attempt_count == 1
+    assert row.attempt_count == 0  # the run never started the task (issue 8, defect 13)
     assert f"the run for batch {request.run_key} ended (FAILURE)" in row.error_message
     assert "released" in result.skip_reason.skip_message
 

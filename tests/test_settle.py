@@ -8,16 +8,20 @@ from juggernaut_assets.db.models import GovernanceTask
 from juggernaut_assets.tasks import settle
 from juggernaut_assets.tasks.claim import claim_tasks
 from juggernaut_assets.tasks.create import add_task
+from juggernaut_assets.tasks.ownership import start_task, take_batch
 from juggernaut_assets.tasks.rules import retry_delay
 
 NOW = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
 
 
 def _claimed(db, **kwargs):
+    """A task claimed, taken by a run, and started by it (its first attempt)."""
     with db.session() as s:
         task, _ = add_task(s, "analysis", {"sql": "SELECT 1"}, **kwargs)
     batch = claim_tasks(db.engine, limit=1, batch_size=1, now=NOW).batches[0]
-    return task.id, f"dagster-batch:{batch.key}"
+    take_batch(db.engine, batch.key, "run-1")
+    start_task(db.engine, task.id, "dagster-run:run-1")
+    return task.id, "dagster-run:run-1"
 
 
 def _get(db, task_id):

@@ -76,6 +76,8 @@ class GovernanceTask(Base):
     dedupe_key: Mapped[str | None] = mapped_column(sa.Text)
     approved_by: Mapped[str | None] = mapped_column(sa.Text)
     approved_at: Mapped[datetime | None]
+    event_pending: Mapped[bool | None] = mapped_column(sa.Boolean)
+    """True from the moment an outcome is recorded until its `task_runs` event is written."""
 
     __table_args__ = (
         sa.Index(
@@ -90,6 +92,12 @@ class GovernanceTask(Base):
             "created_at",
             postgresql_where=sa.text("status = 'pending'"),
             sqlite_where=sa.text("status = 'pending'"),
+        ),
+        sa.Index(
+            "ix_governance_tasks_event_pending",
+            "updated_at",
+            postgresql_where=sa.text("event_pending"),
+            sqlite_where=sa.text("event_pending"),
         ),
         sa.Index(
             "ix_governance_tasks_in_progress",
@@ -115,6 +123,8 @@ class TaskArtifact(Base):
     verified_at: Mapped[datetime | None]
     details: Mapped[Any | None] = mapped_column(Json)
     created_at: Mapped[datetime | None] = mapped_column(default=utcnow)
+    attempt: Mapped[int | None] = mapped_column(sa.Integer)
+    """The task attempt that produced it (null on rows written before this column existed)."""
 
 
 class ToolCall(Base):

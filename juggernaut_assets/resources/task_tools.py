@@ -2,8 +2,62 @@
 
 from __future__ import annotations
 
+import json
+import os
+
 import dagster as dg
 import pydantic
+
+from juggernaut_assets.lib.netguard import HostAllowList
+
+CREDENTIALS_ENV = "JUGGERNAUT_HTTP_CREDENTIALS"
+MAX_BODY_ENV = "JUGGERNAUT_HTTP_MAX_BODY_BYTES"
+DEFAULT_MAX_BODY_BYTES = 10 * 1024 * 1024
+
+
+class CredentialError(ValueError):
+    """`JUGGERNAUT_HTTP_CREDENTIALS` cannot be used; the message names the problem."""
+
+
+class HttpCredential(pydantic.BaseModel):
+    """One named credential: which environment variable holds the secret, where it may go.
+
+    The header sent is `{header}: {scheme} {value}` (or `{header}: {value}` without a scheme).
+    """
+
+    model_config = pydantic.ConfigDict(extra="forbid")
+
+    env: str = pydantic.Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
+    hosts: list[str] = pydantic.Field(min_length=1)
+    header: str = pydantic.Field(default="Authorization", pattern=r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
+    scheme: str | None = pydantic.Field(default=None, pattern=r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
+
+    def sent_to(self, host: str, port: int) -> bool:
+        """May this credential be sent to `host:port`? (`hosts` entries as in the allowlist.)"""
+        return HostAllowList(tuple(self.hosts)).permits(host, port)
+
+    def header_value(self, secret: str) -> str:
+        return f"{self.scheme} {secret}" if self.scheme else secret
+
+
+def parse_credentials(text: str | None) -> dict[str, HttpCredential]:
+    """The named credentials of `JUGGERNAUT_HTTP_CREDENTIALS` (JSON), validated."""
+    if not text or not text.strip():
+        return {}
+    try:
+        raw = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise CredentialError(f"{CREDENTIALS_ENV} is not valid JSON: {exc.msg}") from None
+    if not isinstance(raw, dict):
+        raise CredentialError(f"{CREDENTIALS_ENV} must be a JSON object of named credentials")
+    try:
+        return {str(name): HttpCredential.model_validate(spec) for name, spec in raw.items()}
+    except pydantic.ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc']) or 'credential'}: {e['msg']}"
+            for e in exc.errors()
+        )
+        raise CredentialError(f"{CREDENTIALS_ENV} is not valid: {problems}") from None
 
 
 class TaskToolsResource(dg.ConfigurableResource):
@@ -13,10 +67,40 @@ class TaskToolsResource(dg.ConfigurableResource):
       it, a `slack` step blocks its task with a clear reason. It is a secret: never logged,
       never stored in `tool_calls` or metadata.
     - `http_allowed_hosts`: hosts the `http` tool may call (`*.example.com` matches
-      subdomains); empty means any host. Requests to other hosts fail the task.
+      subdomains, `host:port` one port); empty means any public host. Requests to other hosts
+      fail the task. Loopback, private, link-local, multicast and reserved addresses are refused
+      after DNS resolution, on every redirect hop, unless the exact `host[:port]` is listed.
+    - `http_credentials`: JSON text of named credentials (`JUGGERNAUT_HTTP_CREDENTIALS`):
+      `{"name": {"env": "VAR", "hosts": [...], "header": "Authorization", "scheme": "Bearer"}}`.
+      The secret itself stays in the environment variable and is read at call time.
+    - `http_max_body_bytes`: the most of a response body the `http` tool reads (default 10 MiB).
     - `http_timeout_seconds`: per request.
     """
 
     slack_webhook_url: str | None = None
     http_allowed_hosts: list[str] = pydantic.Field(default_factory=list)
+    http_credentials: str | None = None
+    http_max_body_bytes: int = pydantic.Field(default=DEFAULT_MAX_BODY_BYTES, gt=0)
     http_timeout_seconds: float = 30.0
+
+    def allow_list(self) -> HostAllowList:
+        return HostAllowList(tuple(self.http_allowed_hosts))
+
+    def credentials(self) -> dict[str, HttpCredential]:
+        """The named credentials; raises CredentialError when the configuration is invalid."""
+        return parse_credentials(self.http_credentials)
+
+    def secret_values(self) -> list[str]:
+        """Every secret value the tools may handle now, for redaction by value.
+
+        The Slack webhook URL and the current value of every configured credential's variable.
+        An invalid credential configuration contributes nothing (such credentials are refused
+        when used, so their values are never sent).
+        """
+        values = [self.slack_webhook_url] if self.slack_webhook_url else []
+        try:
+            credentials = self.credentials()
+        except CredentialError:
+            credentials = {}
+        values += [os.environ[c.env] for c in credentials.values() if os.environ.get(c.env)]
+        return values

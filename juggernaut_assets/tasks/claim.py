@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import uuid
 from collections import Counter
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -18,10 +19,17 @@ from sqlalchemy.engine import Connection, Engine
 
 from juggernaut_assets.db.enums import PRIORITY_ORDER, TaskStatus
 from juggernaut_assets.db.models import GovernanceTask, utcnow
-from juggernaut_assets.tasks.rules import Candidate, Readiness, all_dependency_ids, judge
+from juggernaut_assets.tasks.rules import (
+    DEFAULT_MAX_ATTEMPTS,
+    Candidate,
+    Readiness,
+    all_dependency_ids,
+    judge,
+)
 
 BATCH_WORKER_PREFIX = "dagster-batch:"
 RUN_WORKER_PREFIX = "dagster-run:"
+SCAN_WORKER_PREFIX = "dagster-scan:"
 
 T = GovernanceTask.__table__
 
@@ -32,6 +40,11 @@ def batch_worker(batch_key: str) -> str:
 
 def run_worker(run_id: str) -> str:
     return f"{RUN_WORKER_PREFIX}{run_id}"
+
+
+def scan_worker(run_key: str) -> str:
+    """The worker of a `scan` task handed to its own asset run (run key `run_key`)."""
+    return f"{SCAN_WORKER_PREFIX}{run_key}"
 
 
 @dataclass(frozen=True)
@@ -63,21 +76,71 @@ _NOT_CLAIMED_STATUS = {
     Readiness.BLOCK: TaskStatus.BLOCKED,
     Readiness.NEEDS_APPROVAL: TaskStatus.WAITING_APPROVAL,
     Readiness.NO_HANDLER: TaskStatus.WAITING_APPROVAL,
+    Readiness.NO_ATTEMPTS_LEFT: TaskStatus.FAILED,
 }
 
+_OPEN_STATUSES = tuple(
+    s.value
+    for s in TaskStatus
+    if s not in (TaskStatus.COMPLETED, TaskStatus.FAILED, TaskStatus.CANCELLED)
+)
+_UUID_PATTERN = "^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
 
-def _candidates(conn: Connection, now: datetime, scan_limit: int) -> list[Candidate]:
+
+def _no_open_dependency(dialect: str) -> sa.TextClause:
+    """False for a task with a dependency that exists and is still open (not completed, failed
+    or cancelled): such a task is not a candidate yet, so it cannot crowd out ready ones.
+
+    A `depends_on` that is not a JSON array (or not JSON at all) is left to `rules.judge`.
+    """
+    statuses = ", ".join(f"'{s}'" for s in _OPEN_STATUSES)
+    if dialect == "postgresql":
+        return sa.text(
+            "NOT EXISTS (SELECT 1 FROM jsonb_array_elements_text(CASE WHEN "
+            "jsonb_typeof(governance_tasks.depends_on::jsonb) = 'array' THEN "
+            "governance_tasks.depends_on::jsonb ELSE '[]'::jsonb END) AS d(dep_id) "
+            "JOIN governance_tasks AS dep ON dep.id = CASE WHEN d.dep_id ~ "
+            f"'{_UUID_PATTERN}' THEN d.dep_id::uuid END "
+            f"WHERE dep.status IN ({statuses}))"
+        )
+    return sa.text(
+        "NOT EXISTS (SELECT 1 FROM json_each(CASE WHEN json_valid(governance_tasks.depends_on) "
+        "THEN CASE WHEN json_type(governance_tasks.depends_on) = 'array' THEN "
+        "governance_tasks.depends_on END END) AS d "
+        f"JOIN governance_tasks AS dep ON dep.id = d.value WHERE dep.status IN ({statuses}))"
+    )
+
+
+def _type_filter(
+    task_types: Collection[str] | None, exclude_task_types: Collection[str] | None
+) -> list[sa.ColumnElement[bool]]:
+    normalized = sa.func.lower(sa.func.trim(sa.func.coalesce(T.c.task_type, "")))
+    filters = []
+    if task_types is not None:
+        filters.append(normalized.in_(sorted({t.lower() for t in task_types})))
+    if exclude_task_types:
+        filters.append(normalized.not_in(sorted({t.lower() for t in exclude_task_types})))
+    return filters
+
+
+def _candidates(
+    conn: Connection, now: datetime, scan_limit: int, filters: list[sa.ColumnElement[bool]]
+) -> list[Candidate]:
     query = (
         sa.select(
             T.c.id,
             T.c.task_type,
-            T.c.depends_on,
+            sa.cast(T.c.depends_on, sa.Text).label("depends_on"),
             T.c.requires_approval,
             T.c.approved_at,
             T.c.approval_reason,
+            T.c.attempt_count,
+            T.c.max_attempts,
         )
         .where(T.c.status == TaskStatus.PENDING.value)
         .where(sa.or_(T.c.next_retry_at.is_(None), T.c.next_retry_at <= now))
+        .where(*filters)
+        .where(_no_open_dependency(conn.dialect.name))
         .order_by(*RUN_ORDER)
         .limit(scan_limit)
     )
@@ -93,6 +156,10 @@ def _lock_ready(conn: Connection, ready: list[str], limit: int) -> list[str]:
     query = (
         sa.select(T.c.id)
         .where(T.c.id.in_(ready), T.c.status == TaskStatus.PENDING.value)
+        .where(
+            sa.func.coalesce(T.c.attempt_count, 0)
+            < sa.func.coalesce(T.c.max_attempts, DEFAULT_MAX_ATTEMPTS)
+        )
         .order_by(*RUN_ORDER)
         .limit(limit)
         .with_for_update(skip_locked=True)
@@ -114,19 +181,25 @@ def claim_tasks(
     batch_size: int,
     now: datetime | None = None,
     scan_limit: int | None = None,
+    task_types: Collection[str] | None = None,
+    exclude_task_types: Collection[str] | None = None,
 ) -> ClaimResult:
     """Claim up to `limit` runnable tasks in run order and cut them into batches.
 
     Tasks that cannot run are settled on the way: a failed, cancelled or missing dependency
     makes a task `blocked`; an unknown type or a missing approval makes it `waiting_approval`;
-    each with an `error_message` saying why. Tasks whose dependencies are still open stay
-    pending. Claimed tasks become `in_progress`, `attempt_count + 1`, with `assigned_worker`
-    naming their batch (the executor run replaces it with its run id when it starts).
+    a task that has used all its attempts becomes `failed`; each with an `error_message` saying
+    why. Tasks whose dependencies are still open stay pending and are filtered out in SQL, so
+    they never fill the candidate window. Claimed tasks become `in_progress` with
+    `assigned_worker` naming their batch; the attempt is counted later, when a run starts the
+    task (`ownership.start_task`). `task_types` / `exclude_task_types` restrict the claim to
+    (or away from) task types, compared case-insensitively.
     """
     now = now or utcnow()
     result = ClaimResult()
+    filters = _type_filter(task_types, exclude_task_types)
     with engine.begin() as conn:
-        candidates = _candidates(conn, now, scan_limit or limit * 5)
+        candidates = _candidates(conn, now, scan_limit or limit * 5, filters)
         result.scanned = len(candidates)
         dep_status = _dependency_status(conn, all_dependency_ids(candidates))
         ready: list[str] = []
@@ -156,6 +229,7 @@ def claim_tasks(
                 ),
                 settled,
             )
+            _mark_exhausted_failed(conn, settled, now)
         claimable = _lock_ready(conn, ready, limit)
         if claimable:
             result.outcomes["claimed"] = len(claimable)
@@ -168,9 +242,20 @@ def claim_tasks(
                     status=TaskStatus.IN_PROGRESS.value,
                     assigned_worker=batch_worker(batch.key),
                     assigned_at=now,
-                    attempt_count=sa.func.coalesce(T.c.attempt_count, 0) + 1,
                     updated_at=now,
                 )
             )
             result.batches.append(batch)
     return result
+
+
+def _mark_exhausted_failed(
+    conn: Connection, settled: list[dict[str, object]], now: datetime
+) -> None:
+    failed = [s["task_id"] for s in settled if s["new_status"] == TaskStatus.FAILED.value]
+    if failed:
+        conn.execute(
+            T.update()
+            .where(T.c.id.in_(failed), T.c.status == TaskStatus.FAILED.value)
+            .values(failure_reason=T.c.error_message, completed_at=now)
+        )

@@ -3,13 +3,16 @@
 The run worker touches `updated_at` of the tasks it holds every `interval` seconds from a
 background thread. A run whose process was killed stops heartbeating; once its tasks' lease is
 older than `LEASE_MISSES` intervals, the sensor's reaper gives them back to the queue, without
-waiting for the run's maximum runtime.
+waiting for the run's maximum runtime. A run whose own beats keep failing knows its lease is
+going stale: after `FENCE_MISSES` intervals without a successful beat it is `lost`, and the
+executor stops before starting anything more (see `ownership.py`).
 """
 
 from __future__ import annotations
 
 import os
 import threading
+import time
 from datetime import timedelta
 
 from sqlalchemy.engine import Engine
@@ -19,6 +22,7 @@ from juggernaut_assets.db.models import GovernanceTask, utcnow
 
 T = GovernanceTask.__table__
 LEASE_MISSES = 4
+FENCE_MISSES = 2
 
 
 def heartbeat_interval() -> float:
@@ -48,6 +52,12 @@ class Heartbeat:
         self.interval = interval or heartbeat_interval()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._beat, daemon=True, name="task-heartbeat")
+        self._last_beat = time.monotonic()
+
+    @property
+    def lost(self) -> bool:
+        """True once beats have failed for `FENCE_MISSES` intervals: stop starting work."""
+        return time.monotonic() - self._last_beat > self.interval * FENCE_MISSES
 
     def _beat(self) -> None:
         while not self._stop.wait(self.interval):
@@ -55,6 +65,7 @@ class Heartbeat:
                 touch(self.engine, self.worker)
             except Exception:  # a missed beat is retried; the lease allows several
                 continue
+            self._last_beat = time.monotonic()
 
     def __enter__(self) -> Heartbeat:
         self._thread.start()

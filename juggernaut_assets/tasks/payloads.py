@@ -80,7 +80,13 @@ class CodePayload(Payload):
 
 
 def decode_payload(raw: Any) -> dict[str, Any]:
-    """The payload as a JSON object, or a `PayloadError` saying what is wrong with it."""
+    """The payload as a JSON object, or a `PayloadError` saying what is wrong with it.
+
+    `raw` is the column's value: a decoded JSON value, or the column's JSON text (the executor
+    reads payloads as text, so that a row that does not decode fails only its own task). A JSON
+    string holding a JSON object (a payload encoded twice, as some writers do) is decoded once
+    more; anything else that is not an object is refused.
+    """
     if raw is None:
         return {}
     text = raw if isinstance(raw, str) else json.dumps(raw)
@@ -90,14 +96,19 @@ def decode_payload(raw: Any) -> dict[str, Any]:
             f"payload is {size / 1_000_000:.1f} MB, over the "
             f"{MAX_PAYLOAD_BYTES // 1_000_000} MB limit"
         )
-    if isinstance(raw, str):
+    value: Any = raw
+    for _ in range(2):
+        if not isinstance(value, str):
+            break
         try:
-            raw = json.loads(raw)
+            value = json.loads(value)
         except json.JSONDecodeError as exc:
             raise PayloadError(f"payload is not valid JSON: {exc}") from None
-    if not isinstance(raw, dict):
-        raise PayloadError(f"payload must be a JSON object, got {type(raw).__name__}")
-    return raw
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise PayloadError(f"payload must be a JSON object, got {type(value).__name__}")
+    return value
 
 
 def validate_payload(model: type[M], raw: Any) -> M:

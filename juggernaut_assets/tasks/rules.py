@@ -15,6 +15,7 @@ from juggernaut_assets.execution.registry import canonical_task_type
 
 RETRY_BASE = timedelta(seconds=30)
 RETRY_CAP = timedelta(hours=1)
+DEFAULT_MAX_ATTEMPTS = 3
 
 
 def priority_rank(priority: str | None) -> int:
@@ -36,6 +37,7 @@ class Readiness(StrEnum):
     BLOCK = "block"
     NEEDS_APPROVAL = "needs_approval"
     NO_HANDLER = "no_handler"
+    NO_ATTEMPTS_LEFT = "no_attempts_left"
 
 
 @dataclass(frozen=True)
@@ -46,6 +48,8 @@ class Candidate:
     requires_approval: bool | None
     approved_at: datetime | None
     approval_reason: str | None
+    attempt_count: int | None = 0
+    max_attempts: int | None = DEFAULT_MAX_ATTEMPTS
 
 
 @dataclass(frozen=True)
@@ -76,8 +80,20 @@ def is_task_id(value: str) -> bool:
     return True
 
 
+def attempts_left(attempt_count: int | None, max_attempts: int | None) -> int:
+    """How many more attempts a task may start (a missing `max_attempts` means the default)."""
+    return (max_attempts or DEFAULT_MAX_ATTEMPTS) - (attempt_count or 0)
+
+
 def judge(candidate: Candidate, dependency_status: Mapping[str, str | None]) -> Verdict:
     """Decide what the sensor does with a pending, due task."""
+    if attempts_left(candidate.attempt_count, candidate.max_attempts) <= 0:
+        used = candidate.attempt_count or 0
+        return Verdict(
+            Readiness.NO_ATTEMPTS_LEFT,
+            f"no attempts left ({used} of {candidate.max_attempts or DEFAULT_MAX_ATTEMPTS} "
+            "used); `juggernaut tasks retry ID` gives it a fresh budget",
+        )
     no_handler = f"no handler for task type '{candidate.task_type}'"
     if canonical_task_type(candidate.task_type) is None:
         if candidate.requires_approval and candidate.approved_at is None:

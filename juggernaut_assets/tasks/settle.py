@@ -8,17 +8,16 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from juggernaut_assets.db.enums import TaskStatus
 from juggernaut_assets.db.models import GovernanceTask, utcnow
-from juggernaut_assets.tasks.rules import retry_delay
+from juggernaut_assets.tasks.rules import DEFAULT_MAX_ATTEMPTS, RETRY_BASE, retry_delay
 
 T = GovernanceTask.__table__
-DEFAULT_MAX_ATTEMPTS = 3
 
 
 class TransitionError(ValueError):
@@ -32,6 +31,17 @@ class Released:
     next_retry_at: datetime | None
 
 
+def _started(row: sa.Row) -> bool:
+    """Did a run start this attempt? (`started_at` is set when a run starts the task.)"""
+    if row.started_at is None or row.assigned_at is None:
+        return False
+    return _naive(row.started_at) >= _naive(row.assigned_at)
+
+
+def _naive(value: datetime) -> datetime:
+    return value.astimezone(UTC).replace(tzinfo=None) if value.tzinfo else value
+
+
 def release_for_retry(
     conn: Connection,
     task_ids: Iterable[str],
@@ -42,24 +52,31 @@ def release_for_retry(
 ) -> list[Released]:
     """Give in-progress tasks back to the queue after an attempt that did not finish.
 
-    Each goes back to `pending` with an exponential `next_retry_at`, or to `failed` once its
-    attempts (counted at claim time) reach `max_attempts`. With `worker`, only tasks still held
-    by that worker are touched.
+    A task whose attempt had started goes back to `pending` with an exponential
+    `next_retry_at`, or to `failed` once its attempts reach `max_attempts`. A task that no run
+    had started yet used no attempt: it goes back to `pending` (after the base delay) and says
+    so. With `worker`, only tasks still held by that worker are touched.
     """
     now = now or utcnow()
     ids = list(task_ids)
     if not ids:
         return []
-    query = sa.select(T.c.id, T.c.attempt_count, T.c.max_attempts).where(
-        T.c.id.in_(ids), T.c.status == TaskStatus.IN_PROGRESS.value
-    )
+    query = sa.select(
+        T.c.id, T.c.attempt_count, T.c.max_attempts, T.c.started_at, T.c.assigned_at
+    ).where(T.c.id.in_(ids), T.c.status == TaskStatus.IN_PROGRESS.value)
     if worker is not None:
         query = query.where(T.c.assigned_worker == worker)
     released = []
     for row in conn.execute(query.with_for_update()).all():
         attempts = row.attempt_count or 0
         max_attempts = row.max_attempts or DEFAULT_MAX_ATTEMPTS
-        if attempts >= max_attempts:
+        if not _started(row):
+            values = {
+                "status": TaskStatus.PENDING.value,
+                "error_message": f"not started: {error} (no attempt used)",
+                "next_retry_at": now + RETRY_BASE,
+            }
+        elif attempts >= max_attempts:
             values = {
                 "status": TaskStatus.FAILED.value,
                 "error_message": f"gave up after {attempts} attempt(s): {error}",

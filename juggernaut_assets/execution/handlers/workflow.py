@@ -20,7 +20,7 @@ def run_workflow_task(ctx: TaskContext) -> HandlerResult:
     artifacts = []
     for number, step in enumerate(payload.steps, start=1):
         try:
-            output = ctx.tools.call(step.tool, step.args)
+            output = ctx.tools.call(step.tool, step.args, step=number)
         except Exception as exc:
             exc.args = (f"step {number} of {len(payload.steps)} ({step.tool}): {exc}",)
             raise

@@ -1,21 +1,18 @@
-"""What a tool is and what it reports; redaction of secrets in recorded arguments."""
+"""What a tool is and what it reports; redaction of secrets in what is recorded."""
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from juggernaut_assets.execution.outcome import Artifact
+from juggernaut_assets.lib.redaction import REDACTED, SECRET_KEY, redact
 
 if TYPE_CHECKING:
     from juggernaut_assets.execution.tools.toolbox import ToolBox
 
-SECRET_KEY = re.compile(
-    r"(token|secret|password|passwd|authorization|api[_-]?key|cookie|webhook)", re.I
-)
-REDACTED = "***"
+__all__ = ["REDACTED", "SECRET_KEY", "Tool", "ToolOutput", "redact"]
 
 
 @dataclass
@@ -31,12 +28,3 @@ class ToolOutput:
 
 
 Tool = Callable[[dict[str, Any], "ToolBox"], ToolOutput]
-
-
-def redact(value: Any) -> Any:
-    """A copy with the values of secret-looking keys replaced by `***`."""
-    if isinstance(value, dict):
-        return {k: REDACTED if SECRET_KEY.search(str(k)) else redact(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [redact(v) for v in value]
-    return value

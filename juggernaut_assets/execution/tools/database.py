@@ -23,6 +23,10 @@ def database_tool(args: dict[str, Any], box: ToolBox) -> ToolOutput:
     artifact = write_query_artifact(result, query.sql, step_dir)
     return ToolOutput(
         success=True,
-        result={"row_count": len(result.rows), "columns": result.columns},
+        result={
+            "row_count": result.row_count,
+            "columns": result.columns,
+            "truncated": result.truncated,
+        },
         artifacts=[artifact],
     )

@@ -15,6 +15,7 @@ from juggernaut_assets.execution.outcome import RetriableError, TaskBlocked, Tas
 from juggernaut_assets.execution.tools.base import ToolOutput, redact
 from juggernaut_assets.execution.tools.registry import TOOLS
 from juggernaut_assets.resources.task_tools import TaskToolsResource
+from juggernaut_assets.tasks.ownership import assert_holds
 
 
 @dataclass
@@ -27,13 +28,25 @@ class ToolBox:
     artifacts_dir: Path
     http: httpx.Client
     steps_run: int = 0
+    worker: str | None = None
+    """The run that holds the task; every call is fenced on it (see `tasks/ownership.py`)."""
+    current_step: int | None = None
+    """The workflow step being run (set by `call(..., step=n)`); keys stable per-step effects."""
+
+    def fence(self) -> None:
+        """Raise `LeaseLost` unless this run still holds the task under a fresh lease."""
+        if self.worker is None:
+            return
+        with self.engine.begin() as conn:
+            assert_holds(conn, self.task_id, self.worker)
 
     def next_step(self) -> int:
         """A fresh step number, so each step's files get their own directory."""
         self.steps_run += 1
         return self.steps_run
 
-    def call(self, name: str, args: dict[str, Any]) -> ToolOutput:
+    def call(self, name: str, args: dict[str, Any], *, step: int | None = None) -> ToolOutput:
+        self.current_step = step
         tool = TOOLS.get(name)
         if tool is None:
             raise TaskRejected(
@@ -43,12 +56,14 @@ class ToolBox:
         started = utcnow()
         clock = time.perf_counter()
         with self.engine.begin() as conn:
+            if self.worker is not None:
+                assert_holds(conn, self.task_id, self.worker)
             conn.execute(
                 ToolCall.__table__.insert().values(
                     id=call_id,
                     task_id=self.task_id,
                     tool_name=name,
-                    arguments=redact(args),
+                    arguments=redact(args, self.settings.secret_values()),
                     success=False,
                     started_at=started,
                 )
@@ -61,6 +76,11 @@ class ToolBox:
             raise
         except httpx.HTTPError as exc:
             output = ToolOutput(False, {}, error=f"{type(exc).__name__}: {exc}", retriable=True)
+        except Exception as exc:  # the call's row is finished whatever went wrong
+            self._finish(
+                call_id, ToolOutput(False, {}, error=f"{type(exc).__name__}: {exc}"), clock
+            )
+            raise
         self._finish(call_id, output, clock)
         for artifact in output.artifacts:
             artifact.external_id = artifact.external_id or call_id
@@ -76,8 +96,8 @@ class ToolBox:
                 .where(ToolCall.__table__.c.id == call_id)
                 .values(
                     success=output.success,
-                    result=redact(output.result),
-                    error_message=output.error,
+                    result=redact(output.result, self.settings.secret_values()),
+                    error_message=redact(output.error, self.settings.secret_values()),
                     external_id=output.external_id,
                     duration_ms=int((time.perf_counter() - clock) * 1000),
                     completed_at=utcnow(),
