@@ -10,7 +10,8 @@ from juggernaut_assets.assets.market_trends import daily
 from juggernaut_assets.db.models import TaskArtifact
 from juggernaut_assets.sensors.trend_followers import trend_followers_sensor
 from juggernaut_assets.tasks.create import add_task
-from tests.queue_driver import drain, task_row
+from tests.queue_driver import task_row
+from tests.scan_driver import scan, scan_defs
 
 
 def test_scan_task_materialises_the_latest_trend_day_and_followers_run_once(
@@ -18,7 +19,7 @@ def test_scan_task_materialises_the_latest_trend_day_and_followers_run_once(
 ):
     with governance_db.session() as session:
         task, _ = add_task(session, "scan", {"asset": "market_trends"})
-    drain(instance, resources)
+    scan(instance, scan_defs(resources), resources)
     row = task_row(db_url, task.id)
     assert row.status == "completed", row.error_message
     event = instance.get_latest_materialization_event(dg.AssetKey("market_trends"))

@@ -1,28 +1,23 @@
-"""`scan`: materialise the asset named in the payload and record that materialisation."""
+"""`scan`: not carried out by the executor.
+
+A scan is its own asset run: `scan_tasks_sensor` claims scan tasks, requests the asset's run
+through the instance's queue and settles the task when that run ends
+(`juggernaut_assets/execution/scan.py`). `new_tasks_sensor` never claims scans, so a scan
+reaches the executor only if its claim was interrupted before the hand-off to a run key (the
+batch was then relaunched as an executor run). The executor does not materialise anything
+itself: it gives the task back to the queue, where `scan_tasks_sensor` claims it again.
+"""
 
 from __future__ import annotations
 
-from juggernaut_assets import settings
-from juggernaut_assets.db.enums import ArtifactKind
 from juggernaut_assets.execution.context import TaskContext
-from juggernaut_assets.execution.outcome import Artifact, HandlerResult, TaskBlocked
-from juggernaut_assets.tasks.payloads import ScanPayload, validate_payload
+from juggernaut_assets.execution.outcome import HandlerResult, RetriableError
+
+NOT_IN_EXECUTOR = (
+    "scan tasks are launched by scan_tasks_sensor as their own asset run, not by the "
+    "executor; back to the queue for it"
+)
 
 
 def run_scan_task(ctx: TaskContext) -> HandlerResult:
-    payload = validate_payload(ScanPayload, ctx.payload)
-    if ctx.materialize is None:
-        raise TaskBlocked("scan tasks run inside a Dagster run; none is available here")
-    run_id = ctx.materialize(payload.asset, payload.partition, ctx.task_id)
-    where = f" partition {payload.partition}" if payload.partition else ""
-    return HandlerResult(
-        artifacts=[
-            Artifact(
-                kind=ArtifactKind.ASSET_MATERIALIZATION,
-                uri=f"{settings.dagster_ui_url()}/runs/{run_id}",
-                external_id=run_id,
-                details={"asset": payload.asset, "partition": payload.partition},
-            )
-        ],
-        summary=f"materialised {payload.asset}{where} in run {run_id}",
-    )
+    raise RetriableError(NOT_IN_EXECUTOR)
