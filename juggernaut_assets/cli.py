@@ -5,6 +5,7 @@ from __future__ import annotations
 import getpass
 import json
 import sys
+import uuid
 from typing import Any
 
 import click
@@ -22,6 +23,14 @@ from juggernaut_assets.tasks.create import add_task
 
 def _engine() -> sa.Engine:
     return make_engine(settings.database_url())
+
+
+def _task_id(value: str) -> str:
+    """A task id as the database stores it (canonical UUID text); a clear error otherwise."""
+    try:
+        return str(uuid.UUID(value.strip()))
+    except ValueError:
+        raise click.ClickException(f"not a task id: {value!r} (expected a UUID)") from None
 
 
 @click.group()
@@ -82,6 +91,7 @@ def tasks_add(
         data = json.loads(payload)
     except json.JSONDecodeError as exc:
         raise click.BadParameter(f"not valid JSON: {exc}", param_hint="--payload") from None
+    dependencies = [_task_id(d) for d in depends_on]
     with sa.orm.Session(_engine()) as session, session.begin():
         task, created = add_task(
             session,
@@ -89,7 +99,7 @@ def tasks_add(
             data,
             title=title,
             priority=priority,
-            depends_on=list(depends_on),
+            depends_on=dependencies,
             requires_approval=requires_approval,
             approval_reason=approval_reason,
             dedupe_key=dedupe_key,
@@ -147,7 +157,7 @@ def _task_report(task_id: str) -> dict[str, Any]:
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of text.")
 def tasks_show(task_id: str, as_json: bool) -> None:
     """Status, error, attempts and artifacts of one task."""
-    report = _task_report(task_id)
+    report = _task_report(_task_id(task_id))
     if as_json:
         click.echo(json.dumps(report, default=str, indent=2))
         return
@@ -181,9 +191,9 @@ def tasks_list(status: str | None, limit: int) -> None:
             click.echo(f"{row.id}  {row.task_type:<18} {row.status:<17}{error}")
 
 
-def _decide(action: Any, *args: Any) -> None:
+def _decide(action: Any, task_id: str, *args: Any) -> None:
     try:
-        action(_engine(), *args)
+        action(_engine(), _task_id(task_id), *args)
     except settle.TransitionError as exc:
         raise click.ClickException(str(exc)) from None
 

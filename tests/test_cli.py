@@ -69,3 +69,28 @@ def test_demo_seed_is_idempotent(cli):
     assert f"{len(DEMO_TASKS) + 1} new task(s) and experiments" in cli("demo", "seed")
     assert "0 new task(s)" in cli("demo", "seed")
     assert len(cli("tasks", "list", "--limit", "100").splitlines()) == len(DEMO_TASKS)
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ("tasks", "show", "not-a-uuid"),
+        ("tasks", "show", "not-a-uuid", "--json"),
+        ("tasks", "approve", "not-a-uuid", "--by", "alice"),
+        ("tasks", "deny", "not-a-uuid", "--by", "alice"),
+        ("tasks", "retry", "not-a-uuid"),
+        ("tasks", "add", "analysis", "--depends-on", "not-a-uuid"),
+    ],
+)
+def test_a_bad_task_id_is_a_clear_error_not_a_traceback(db_url, monkeypatch, command):
+    monkeypatch.setenv("JUGGERNAUT_DATABASE_URL", db_url)
+    result = CliRunner().invoke(main, list(command))
+    assert result.exception is None or isinstance(result.exception, SystemExit), result.output
+    assert result.exit_code == 1
+    assert result.output == "Error: not a task id: 'not-a-uuid' (expected a UUID)\n"
+
+
+def test_a_task_id_is_accepted_in_any_uuid_spelling(cli):
+    task_id = cli("tasks", "add", "analysis", "--payload", '{"sql": "SELECT 1"}')
+    shown = json.loads(cli("tasks", "show", task_id.upper().replace("-", ""), "--json"))
+    assert shown["id"] == task_id

@@ -6,6 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 import dagster as dg
 import numpy as np
+import pytest
 import sqlalchemy as sa
 
 from juggernaut_assets.assets.experiment_progress import experiment_decisions
@@ -109,16 +110,26 @@ def test_scheduled_end_concludes():
     assert verdict.reason == "scheduled_end reached, no winner"
 
 
-def _seed(db, conversions_treat: int, template_type: str = "analysis"):
+def _seed(
+    db,
+    conversions_treat: int,
+    template_type: str = "analysis",
+    name: str = "checkout button",
+    **template: object,
+):
     rng = np.random.default_rng(5)
     with db.session() as s:
         exp = Experiment(
-            name="checkout button",
+            name=name,
             status="running",
             config={
                 **CONFIG,
                 "min_sample_size": 100,
-                "iteration_template": {"task_type": template_type, "payload": {"sql": "SELECT 1"}},
+                "iteration_template": {
+                    "task_type": template_type,
+                    "payload": {"sql": "SELECT 1"},
+                    **template,
+                },
             },
             current_iteration=0,
             max_iterations=5,
@@ -204,4 +215,44 @@ def test_template_without_handler_pauses_instead_of_creating_dead_work(
     assert exp.status == "paused"
     assert exp.results_summary["reason"] == (
         "cannot continue: template task type 'content_creation' has no handler"
+    )
+
+
+def test_a_broken_template_pauses_only_its_experiment(governance_db, instance, resources):
+    first = _seed(governance_db, conversions_treat=105, name="first")
+    broken = _seed(governance_db, conversions_treat=105, name="broken", priority="urgent")
+    last = _seed(governance_db, conversions_treat=105, name="last")
+    result = _materialize(resources, instance)
+    decisions = result.asset_value("experiment_decisions")
+    assert dict(zip(decisions["name"], decisions["decision"], strict=True)) == {
+        "first": "continue",
+        "broken": "pause",
+        "last": "continue",
+    }
+    with governance_db.session() as s:
+        experiments = {e: s.get(Experiment, e) for e in (first, broken, last)}
+        dedupe_keys = set(s.scalars(sa.select(GovernanceTask.dedupe_key)))
+    assert [(x.status, x.current_iteration) for x in experiments.values()] == [
+        ("running", 1),
+        ("paused", 0),
+        ("running", 1),
+    ]
+    reason = experiments[broken].results_summary["reason"]
+    assert reason.startswith("cannot continue: iteration template: unknown priority 'urgent'; ")
+    assert dedupe_keys == {f"experiment:{e}:iteration:1" for e in (first, last)}
+
+
+def test_a_decision_the_database_refuses_is_rolled_back_and_paused(
+    governance_db, db_url, instance, resources
+):
+    if not db_url.startswith("postgresql"):
+        pytest.skip("SQLite does not enforce varchar lengths")
+    exp_id = _seed(governance_db, conversions_treat=105, title="x" * 600)
+    _materialize(resources, instance)
+    with governance_db.session() as s:
+        exp = s.get(Experiment, exp_id)
+        assert s.scalar(sa.select(sa.func.count()).select_from(GovernanceTask)) == 0
+    assert (exp.status, exp.current_iteration) == ("paused", 0)
+    assert exp.results_summary["reason"] == (
+        "cannot continue: StringDataRightTruncation: value too long for type character varying(500)"
     )

@@ -1,6 +1,13 @@
 """`experiment_decisions`: the experiment progression loop, one decision per running experiment
-each time `experiment_metrics` is updated. Replaces production's `experiment.progress_stub`."""
+each time `experiment_metrics` is updated. Replaces production's `experiment.progress_stub`.
 
+Each experiment is decided in its own transaction, and its decision is applied inside a
+savepoint: an experiment that cannot be evaluated, or whose decision cannot be applied (e.g. an
+iteration template with an unknown priority), is paused with the reason and nothing of the
+failed decision is kept; the other experiments are decided as usual.
+"""
+
+import logging
 from datetime import UTC, datetime
 from typing import Any
 
@@ -23,7 +30,19 @@ from juggernaut_assets.resources.governance_db import GovernanceDB
 from juggernaut_assets.resources.polars_io import markdown_table
 from juggernaut_assets.tasks.create import add_task
 
+log = logging.getLogger(__name__)
+
 E = Experiment.__table__
+NOT_DECIDED = "not_decided"
+"""`decision` of an experiment whose decision the database refused (decided again next time)."""
+ITERATION_TEMPLATE = "iteration template"
+ROLLBACK_TEMPLATE = "rollback template"
+VERBS = {
+    Decision.CONTINUE: "continue",
+    Decision.CONCLUDE: "conclude",
+    Decision.ROLL_BACK: "roll back",
+    Decision.PAUSE: "pause",
+}
 NEW_STATUS = {
     Decision.CONCLUDE: ExperimentStatus.COMPLETED,
     Decision.ROLL_BACK: ExperimentStatus.ROLLED_BACK,
@@ -79,33 +98,47 @@ def experiment_state(row: Any, metrics: pl.DataFrame) -> ExperimentState:
     )
 
 
+class TemplateError(ValueError):
+    """A config template from which no task can be created; the message names the template."""
+
+
 def _create_from_template(
-    conn: Connection, template: Any, experiment_id: str, key: str
+    conn: Connection, template: Any, experiment_id: str, key: str, label: str
 ) -> tuple[str | None, str | None]:
-    """A task from a config template; returns (task id, or why none was created)."""
+    """A task from a config template; returns (task id, or why none was created).
+
+    Raises `TemplateError` when the template is there but invalid (e.g. an unknown priority).
+    """
     if not isinstance(template, dict) or not template.get("task_type"):
         return None, "no template with a task_type in the config"
     task_type = str(template["task_type"])
     if not is_executable(task_type):
         return None, f"template task type '{task_type}' has no handler"
-    with sa.orm.Session(bind=conn) as session:
-        task, _ = add_task(
-            session,
-            task_type,
-            template.get("payload", {}),
-            title=template.get("title") or f"experiment {experiment_id}: {key}",
-            priority=template.get("priority", "medium"),
-            dedupe_key=f"experiment:{experiment_id}:{key}",
-            metadata={"experiment_id": experiment_id},
-        )
-        session.flush()
-        return task.id, None
+    with sa.orm.Session(bind=conn, join_transaction_mode="create_savepoint") as session:
+        try:
+            task, _ = add_task(
+                session,
+                task_type,
+                template.get("payload", {}),
+                title=template.get("title") or f"experiment {experiment_id}: {key}",
+                priority=template.get("priority", "medium"),
+                dedupe_key=f"experiment:{experiment_id}:{key}",
+                metadata={"experiment_id": experiment_id},
+            )
+        except ValueError as exc:
+            raise TemplateError(f"{label}: {exc}") from exc
+        task_id = task.id
+        session.commit()  # releases the session's savepoint; the caller's transaction decides
+        return task_id, None
 
 
 def apply_verdict(
     conn: Connection, row: Any, verdict: Verdict, evaluation_key: str, numbers: dict[str, Any]
 ) -> dict[str, Any]:
-    """Write one decision to `experiments` (and its tasks), in the caller's transaction."""
+    """Write one decision to `experiments` (and its tasks), in the caller's transaction.
+
+    Raises when it cannot (e.g. `TemplateError`); the caller rolls back what was written.
+    """
     now = datetime.now(UTC)
     config = row.config if isinstance(row.config, dict) else {}
     decision, reason = verdict.decision, verdict.reason
@@ -115,7 +148,7 @@ def apply_verdict(
         iteration = (row.current_iteration or 0) + 1
         template = config.get("iteration_template")
         task_id, why_not = _create_from_template(
-            conn, template, str(row.id), f"iteration:{iteration}"
+            conn, template, str(row.id), f"iteration:{iteration}", ITERATION_TEMPLATE
         )
         if template and why_not:
             decision, reason = Decision.PAUSE, f"cannot continue: {why_not}"
@@ -124,7 +157,7 @@ def apply_verdict(
             reason = reason + (f"; iteration {iteration} task created" if task_id else "")
     if decision is Decision.ROLL_BACK:
         task_id, _ = _create_from_template(
-            conn, config.get("rollback_template"), str(row.id), "rollback"
+            conn, config.get("rollback_template"), str(row.id), "rollback", ROLLBACK_TEMPLATE
         )
     if decision in NEW_STATUS:
         values["status"] = NEW_STATUS[decision].value
@@ -162,46 +195,86 @@ def _numbers(state: ExperimentState) -> dict[str, Any]:
     }
 
 
+def _cannot(decision: Decision, exc: Exception) -> str:
+    """Why a decision could not be applied, for a person."""
+    if isinstance(exc, TemplateError):
+        problem = str(exc)
+    else:  # the driver's own error, without the SQL statement and its parameters
+        cause = exc.orig if isinstance(exc, sa.exc.DBAPIError) else exc
+        problem = f"{type(cause).__name__}: {str(cause).strip()}"
+    return f"cannot {VERBS[decision]}: {problem}"
+
+
+def _decide_one(
+    db: GovernanceDB, experiment_id: Any, metrics: pl.DataFrame, evaluation_key: str, now: datetime
+) -> dict[str, Any] | None:
+    """Decide for one experiment in its own transaction; None when there is nothing to do."""
+    with db.engine.begin() as conn:
+        row = conn.execute(sa.select(E).where(E.c.id == experiment_id).with_for_update()).one()
+        previous = row.results_summary if isinstance(row.results_summary, dict) else {}
+        if row.status != ExperimentStatus.RUNNING.value or (
+            previous.get("evaluation_key") == evaluation_key
+        ):
+            return None
+        try:
+            state = experiment_state(row, metrics)
+            verdict = decide(state, now)
+            numbers = _numbers(state)
+        except Exception as exc:  # one broken experiment must not stop the others
+            verdict = Verdict(Decision.PAUSE, f"could not evaluate: {type(exc).__name__}: {exc}")
+            numbers = {}
+        try:
+            with conn.begin_nested():
+                summary = apply_verdict(conn, row, verdict, evaluation_key, numbers)
+        except Exception as exc:  # nothing of the failed decision is kept: pause instead
+            pause = Verdict(Decision.PAUSE, _cannot(verdict.decision, exc))
+            summary = apply_verdict(conn, row, pause, evaluation_key, numbers)
+    return {
+        "experiment_id": str(experiment_id),
+        "name": row.name,
+        "decision": summary["decision"],
+        "reason": summary["reason"],
+        "winner": summary["winner"],
+        "task_id": summary["task_id"],
+    }
+
+
 def progress_experiments(
     db: GovernanceDB, metrics: pl.DataFrame, evaluation_key: str
 ) -> pl.DataFrame:
-    """Decide for every running experiment and write each decision once per evaluation key."""
+    """Decide for every running experiment and write each decision once per evaluation key.
+
+    One experiment's failure ends only that experiment (see the module docstring); if the
+    database refuses even its pause, nothing of it is written, it is listed as `not_decided`
+    and it is decided again at the next evaluation.
+    """
     rows = []
     now = datetime.now(UTC)
     with db.engine.connect() as conn:
         ids = (
-            conn.execute(sa.select(E.c.id).where(E.c.status == ExperimentStatus.RUNNING.value))
+            conn.execute(
+                sa.select(E.c.id)
+                .where(E.c.status == ExperimentStatus.RUNNING.value)
+                .order_by(E.c.created_at, E.c.id)
+            )
             .scalars()
             .all()
         )
     for experiment_id in ids:
-        with db.engine.begin() as conn:
-            row = conn.execute(sa.select(E).where(E.c.id == experiment_id).with_for_update()).one()
-            previous = row.results_summary if isinstance(row.results_summary, dict) else {}
-            if row.status != ExperimentStatus.RUNNING.value or (
-                previous.get("evaluation_key") == evaluation_key
-            ):
-                continue
-            try:
-                state = experiment_state(row, metrics)
-                verdict = decide(state, now)
-                numbers = _numbers(state)
-            except Exception as exc:  # one broken experiment must not stop the others
-                verdict = Verdict(
-                    Decision.PAUSE, f"could not evaluate: {type(exc).__name__}: {exc}"
-                )
-                numbers = {}
-            summary = apply_verdict(conn, row, verdict, evaluation_key, numbers)
-        rows.append(
-            {
+        try:
+            decided = _decide_one(db, experiment_id, metrics, evaluation_key, now)
+        except Exception as exc:
+            log.exception("experiment %s: no decision could be written", experiment_id)
+            decided = {
                 "experiment_id": str(experiment_id),
-                "name": row.name,
-                "decision": summary["decision"],
-                "reason": summary["reason"],
-                "winner": summary["winner"],
-                "task_id": summary["task_id"],
+                "name": None,
+                "decision": NOT_DECIDED,
+                "reason": f"not decided: {type(exc).__name__}: {exc}",
+                "winner": None,
+                "task_id": None,
             }
-        )
+        if decided is not None:
+            rows.append(decided)
     schema = {
         c: pl.String for c in ("experiment_id", "name", "decision", "reason", "winner", "task_id")
     }
@@ -218,11 +291,14 @@ def experiment_decisions(
     `continue` (next iteration task from `config.iteration_template`, `current_iteration + 1`),
     `conclude` (→ `completed` with `conclusion` and `results_summary`), `roll_back`
     (→ `rolled_back`, tasks from `config.rollback_template`) or `pause` (sample-ratio
-    mismatch or broken data, with the reason).
+    mismatch or broken data, with the reason). An experiment whose decision cannot be applied
+    (e.g. an iteration template with an unknown priority) is paused with "cannot continue:
+    ..." and nothing of that decision is written; the others are decided as usual.
 
-    Columns: `experiment_id, name, decision, reason, winner, task_id`. Each decision is
-    written to `experiments` exactly once per `experiment_metrics` materialisation (its id is
-    the evaluation key in `results_summary`), so a retried run writes nothing twice.
+    Columns: `experiment_id, name, decision, reason, winner, task_id` (`decision` is
+    `not_decided` when the database refused even the pause: decided again next time). Each
+    decision is written to `experiments` exactly once per `experiment_metrics` materialisation
+    (its id is the evaluation key in `results_summary`), so a retried run writes nothing twice.
     """
     records = context.instance.fetch_materializations(
         dg.AssetKey("experiment_metrics"), limit=1

@@ -1,5 +1,10 @@
 """Task-completion audit rules: what is wrong with a task, judged from its row and artifacts.
 
+`artifacts` / `verified_artifacts` count the artifacts of the attempt being judged (the one
+that completed a completed task); which rows those are is decided by the loader
+(`assets/task_audit.py`), so an earlier attempt's rejected artifact never taints a later
+attempt's genuine completion.
+
 Findings, first match wins:
 - `completed_without_artifact`: completed, but no artifact recorded (fake success).
 - `completed_unverified`: completed, but not every artifact verified, or not marked verified.
@@ -42,16 +47,17 @@ def audit_tasks(
 ) -> pl.DataFrame:
     """Add `finding` and `detail` to a frame of tasks.
 
-    Expects columns `task_id, task_type, status, artifacts, verified_artifacts,
+    Expects columns `task_id, task_type, status, attempt_count, artifacts, verified_artifacts,
     verification_status, error_message, has_dependencies, executable, age_hours,
     hours_in_state`.
     """
     completed = pl.col("status") == "completed"
+    attempt = pl.col("attempt_count").cast(pl.String).fill_null("?")
     rules: list[tuple[pl.Expr, Finding, pl.Expr]] = [
         (
             completed & (pl.col("artifacts") == 0),
             Finding.COMPLETED_WITHOUT_ARTIFACT,
-            pl.lit("completed, but no artifact proves any work happened"),
+            pl.format("completed, but no artifact of attempt {} proves any work happened", attempt),
         ),
         (
             completed
@@ -61,9 +67,10 @@ def audit_tasks(
             ),
             Finding.COMPLETED_UNVERIFIED,
             pl.format(
-                "completed with {}/{} verified artifact(s), verification_status={}",
+                "completed with {}/{} verified artifact(s) of attempt {}, verification_status={}",
                 pl.col("verified_artifacts"),
                 pl.col("artifacts"),
+                attempt,
                 pl.col("verification_status").fill_null("null"),
             ),
         ),
