@@ -28,8 +28,10 @@ from juggernaut_assets.resources.governance_db import GovernanceDB
 from juggernaut_assets.resources.http_sources import HttpSources
 from juggernaut_assets.resources.polars_io import PolarsParquetIOManager
 from juggernaut_assets.resources.task_queue import TaskQueueResource
-from juggernaut_assets.resources.task_tools import TaskToolsResource
+from juggernaut_assets.resources.task_tools import DEFAULT_MAX_BODY_BYTES, TaskToolsResource
 from juggernaut_assets.sensors.new_tasks import new_tasks_sensor
+from juggernaut_assets.sensors.scan_runs import SCAN_RUN_SENSORS
+from juggernaut_assets.sensors.scan_tasks import scan_tasks_sensor
 from juggernaut_assets.sensors.trend_followers import trend_followers_job, trend_followers_sensor
 
 
@@ -58,12 +60,18 @@ def _queue() -> TaskQueueResource:
 
 
 RESOURCES = {
-    "governance_db": GovernanceDB(url=_database_url()),
+    "governance_db": GovernanceDB(
+        url=_database_url(), readonly_url=_optional_env("JUGGERNAUT_READONLY_DATABASE_URL")
+    ),
     "io_manager": PolarsParquetIOManager(base_path=settings.assets_dir()),
     "task_queue": _queue(),
     "task_tools": TaskToolsResource(
         slack_webhook_url=_optional_env("SLACK_WEBHOOK_URL"),
         http_allowed_hosts=settings.env_list("JUGGERNAUT_HTTP_ALLOWED_HOSTS"),
+        http_credentials=_optional_env("JUGGERNAUT_HTTP_CREDENTIALS"),
+        http_max_body_bytes=int(
+            os.environ.get("JUGGERNAUT_HTTP_MAX_BODY_BYTES") or DEFAULT_MAX_BODY_BYTES
+        ),
     ),
     "github": GitHubResource(
         token=_optional_env("GITHUB_TOKEN"),
@@ -91,6 +99,8 @@ defs = dg.Definitions(
     jobs=[execute_tasks, experiments_job, market_trends_job, trend_followers_job],
     sensors=[
         new_tasks_sensor,
+        scan_tasks_sensor,
+        *SCAN_RUN_SENSORS,
         trend_followers_sensor,
     ],
     schedules=[experiments_schedule, market_trends_schedule],

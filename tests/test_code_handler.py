@@ -80,7 +80,6 @@ def _ctx(db: GovernanceDB, task_id: str, github: GitHubResource, tmp_path: Path)
         artifacts_dir=tmp_path,
         tools=ToolBox(engine, task_id, TaskToolsResource(), tmp_path, httpx.Client()),
         github=github,
-        materialize=None,
         log=None,
     )
 

@@ -34,7 +34,7 @@ def daemon(db_url: str, tmp_path: Path) -> Iterator[Path]:
         "JUGGERNAUT_DATABASE_URL": db_url,
         "JUGGERNAUT_DATA_DIR": str(tmp_path / "data"),
         "JUGGERNAUT_SENSOR_INTERVAL_SECONDS": "1",
-        "JUGGERNAUT_HEARTBEAT_SECONDS": "1",
+        "JUGGERNAUT_HEARTBEAT_SECONDS": "3",
     }
     bin_dir = Path(sys.executable).parent
     process = subprocess.Popen(
@@ -70,7 +70,9 @@ def test_daemon_carries_out_inserted_tasks_and_shows_their_artifacts(daemon, gov
         ok = [add_task(s, "analysis", {"sql": f"SELECT {n} AS n"})[0].id for n in range(3)]
         bad = add_task(s, "analysis", {"sql": "DROP TABLE governance_tasks"})[0].id
         code = add_task(s, "code_fix", {"repo": "acme/app", "instruction": "fix"})[0].id
-    rows = _wait_terminal(db_url, [*ok, bad, code])
+        scan = add_task(s, "scan", {"asset": "task_completion_audit"})[0].id
+        bad_scan = add_task(s, "scan", {"asset": "no_such_asset"})[0].id
+    rows = _wait_terminal(db_url, [*ok, bad, code, scan, bad_scan])
     assert {rows[i].status for i in ok} == {"completed"}
     assert all(rows[i].verification_status == "verified" for i in ok)
     assert rows[bad].status == "failed" and "DROP" in rows[bad].error_message
@@ -79,13 +81,26 @@ def test_daemon_carries_out_inserted_tasks_and_shows_their_artifacts(daemon, gov
         events = instance.fetch_materializations(dg.AssetKey("task_runs"), limit=100).records
         partitions = {e.partition_key for e in events}
         runs = instance.get_runs(dg.RunsFilter(job_name="execute_tasks"))
+        [scan_run] = instance.get_runs(dg.RunsFilter(tags={"juggernaut/task_id": scan}))
+        audit = instance.get_latest_materialization_event(dg.AssetKey("task_completion_audit"))
     assert set(ok) <= partitions
     assert runs and all(r.status == dg.DagsterRunStatus.SUCCESS for r in runs)
     assert {rows[i].assigned_worker for i in ok} <= {f"dagster-run:{r.run_id}" for r in runs}
 
+    # A scan is its own asset run, launched by scan_tasks_sensor and settled when it ended.
+    assert (rows[scan].status, rows[scan].verification_status) == ("completed", "verified")
+    assert "unknown asset 'no_such_asset'" in rows[bad_scan].error_message
+    assert rows[bad_scan].status == "failed"
+    assert scan_run.status == dg.DagsterRunStatus.SUCCESS
+    assert rows[scan].assigned_worker == f"dagster-scan:{scan_run.tags['dagster/run_key']}"
+    assert scan_run.tags["dagster/sensor_name"] == "scan_tasks_sensor"
+    assert audit.run_id == scan_run.run_id and scan_run.run_id in rows[scan].completion_evidence
+
 
 SLOW_SQL = {
-    "postgresql": "SELECT pg_sleep(25) AS slept",
+    # ~25 s of work under the 30 s statement timeout (task SQL may not call pg_sleep)
+    "postgresql": "SELECT count(*) AS n FROM generate_series(1, 15000) AS a,"
+    " generate_series(1, 15000) AS b",
     "sqlite": "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < 400000000)"
     " SELECT COUNT(*) FROM c",
 }

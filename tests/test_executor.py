@@ -22,6 +22,7 @@ from juggernaut_assets.tasks.claim import claim_tasks
 from juggernaut_assets.tasks.create import add_task
 from tests.fakes.http_server import Reply
 from tests.queue_driver import drain, task_row
+from tests.scan_driver import scan, scan_defs
 
 
 def _add(db, task_type, payload, **kwargs):
@@ -115,20 +116,34 @@ def test_bad_input_ends_each_task_clearly_and_the_batch_carries_on(
     assert task_row(db_url, good).status == "completed"
 
 
+def _host(server):
+    """The `host:port` of a local server, as the http allowlist names it."""
+    return server.url.removeprefix("http://")
+
+
 def test_workflow_http_step_records_the_call_and_verifies_2xx(
-    governance_db, db_url, instance, resources, http_server
+    governance_db, db_url, instance, resources, http_server, monkeypatch
 ):
     url = http_server.route("GET", "/status", Reply(200, {"ok": True}))
+    monkeypatch.setenv("STATUS_TOKEN", "t0p-s3cret-value")
+    credentials = {"status": {"env": "STATUS_TOKEN", "hosts": [_host(http_server)]}}
+    resources = {
+        **resources,
+        "task_tools": TaskToolsResource(
+            http_allowed_hosts=[_host(http_server)], http_credentials=json.dumps(credentials)
+        ),
+    }
     task_id = _add(
         governance_db,
         "workflow",
-        {"steps": [{"tool": "http", "args": {"url": url, "headers": {"Authorization": "t0p"}}}]},
+        {"steps": [{"tool": "http", "args": {"url": url, "credential": "status"}}]},
     )
     drain(instance, resources)
     assert task_row(db_url, task_id).status == "completed"
     [call] = _tool_calls(governance_db, task_id)
     assert call.success and call.result["status_code"] == 200
-    assert call.arguments["headers"]["Authorization"] == "***"
+    assert http_server.received[0].headers["Authorization"] == "t0p-s3cret-value"
+    assert "t0p-s3cret-value" not in json.dumps([call.arguments, call.result])
     [artifact] = _artifacts(governance_db, task_id)
     assert (artifact.kind, artifact.uri, artifact.external_id) == ("http_response", url, call.id)
 
@@ -138,6 +153,10 @@ def test_workflow_http_5xx_retries_with_backoff_and_4xx_fails(
 ):
     flaky = http_server.route("POST", "/flaky", Reply(503, "busy"))
     missing = http_server.route("GET", "/missing", Reply(404, "nope"))
+    resources = {
+        **resources,
+        "task_tools": TaskToolsResource(http_allowed_hosts=[_host(http_server)]),
+    }
     retried = _add(
         governance_db,
         "workflow",
@@ -301,11 +320,14 @@ def test_scan_materialises_the_named_asset_and_records_it(
 ):
     task_id = _add(governance_db, "scan", {"asset": "task_completion_audit"})
     unknown = _add(governance_db, "scan", {"asset": "no_such_asset"})
-    drain(instance, resources)
+    assert drain(instance, resources) == 0, "the executor's sensor leaves scans alone"
+    [run] = scan(instance, scan_defs(resources), resources)
+    assert run.tags["juggernaut/task_id"] == task_id
     row = task_row(db_url, task_id)
     assert row.status == "completed", row.error_message
     [artifact] = _artifacts(governance_db, task_id)
     assert artifact.kind == "asset_materialization" and artifact.verified
+    assert artifact.external_id == run.run_id
     event = instance.get_latest_materialization_event(dg.AssetKey("task_completion_audit"))
     assert event.run_id == artifact.external_id
     assert artifact.uri.endswith(f"/runs/{artifact.external_id}")

@@ -64,9 +64,7 @@ def test_undecodable_payload_fails_only_its_own_task(governance_db, db_url, inst
     row = task_row(db_url, broken)
     assert row.status == "failed"
     assert row.error_message.startswith("payload is not valid JSON")
-    assert task_row(db_url, not_object).error_message == (
-        "payload must be a JSON object, got list"
-    )
+    assert task_row(db_url, not_object).error_message == ("payload must be a JSON object, got list")
     assert task_row(db_url, twice).status == "completed"
     runs = instance.get_runs(dg.RunsFilter(job_name="execute_tasks"))
     assert [r.status for r in runs] == [dg.DagsterRunStatus.SUCCESS]

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -12,9 +11,6 @@ from sqlalchemy.engine import Engine
 
 from juggernaut_assets.execution.tools.toolbox import ToolBox
 from juggernaut_assets.resources.github import GitHubResource
-
-Materializer = Callable[[str, str | None, str], str]
-"""(asset name, partition or None, task id) → id of the run that materialised it."""
 
 
 @dataclass
@@ -26,5 +22,4 @@ class TaskContext:
     artifacts_dir: Path
     tools: ToolBox
     github: GitHubResource
-    materialize: Materializer | None
     log: logging.Logger | Any

@@ -16,12 +16,10 @@ from typing import Any
 
 import dagster as dg
 import httpx
-import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from juggernaut_assets.db.enums import TaskStatus
-from juggernaut_assets.db.models import GovernanceTask, utcnow
-from juggernaut_assets.execution.context import Materializer, TaskContext
+from juggernaut_assets.execution.context import TaskContext
 from juggernaut_assets.execution.handlers import HANDLERS
 from juggernaut_assets.execution.outcome import (
     Artifact,
@@ -38,12 +36,12 @@ from juggernaut_assets.execution.tools.toolbox import ToolBox
 from juggernaut_assets.execution.verify import VerifyEnv, verify_artifacts
 from juggernaut_assets.resources.github import GitHubResource
 from juggernaut_assets.resources.task_tools import TaskToolsResource
-from juggernaut_assets.tasks.claim import RUN_ORDER, batch_worker, run_worker
+from juggernaut_assets.tasks.claim import run_worker
 from juggernaut_assets.tasks.lease import Heartbeat
+from juggernaut_assets.tasks.ownership import LeaseLost, TakenTask, start_task, take_batch
 from juggernaut_assets.tasks.payloads import PayloadError
 from juggernaut_assets.tasks.settle import release_for_retry
 
-T = GovernanceTask.__table__
 log = logging.getLogger(__name__)
 
 
@@ -57,7 +55,6 @@ class ExecutionEnv:
     artifacts_root: Path
     http: httpx.Client
     instance: dg.DagsterInstance | None = None
-    materialize: Materializer | None = None
     log: Any = log
 
 
@@ -69,42 +66,18 @@ class ClaimedTask:
     attempt_count: int
 
 
-def take_batch(engine: Engine, batch_key: str, run_id: str) -> list[ClaimedTask]:
-    """Move the batch's tasks from the batch to this run; returns the tasks it now holds.
+def execute_task(task: ClaimedTask, env: ExecutionEnv, worker: str | None = None) -> TaskOutcome:
+    """Run one task through its handler and verify what it produced. Writes only tool_calls.
 
-    Only tasks still `in_progress` under the batch's name are taken, so a task released by the
-    reaper (or taken by another run of the same batch) is never executed here.
+    With `worker`, every side effect first re-checks that this worker still holds the task.
     """
-    now = utcnow()
-    with engine.begin() as conn:
-        conn.execute(
-            T.update()
-            .where(
-                T.c.assigned_worker == batch_worker(batch_key),
-                T.c.status == TaskStatus.IN_PROGRESS.value,
-            )
-            .values(assigned_worker=run_worker(run_id), started_at=now, updated_at=now)
-        )
-        rows = conn.execute(
-            sa.select(T.c.id, T.c.task_type, T.c.payload, T.c.attempt_count)
-            .where(
-                T.c.assigned_worker == run_worker(run_id),
-                T.c.status == TaskStatus.IN_PROGRESS.value,
-            )
-            .order_by(*RUN_ORDER)
-        ).all()
-    return [ClaimedTask(str(r.id), r.task_type, r.payload, r.attempt_count or 0) for r in rows]
-
-
-def execute_task(task: ClaimedTask, env: ExecutionEnv) -> TaskOutcome:
-    """Run one task through its handler and verify what it produced. Writes only tool_calls."""
     clock = time.perf_counter()
-    outcome = _execute(task, env)
+    outcome = _execute(task, env, worker)
     outcome.duration_s = time.perf_counter() - clock
     return outcome
 
 
-def _execute(task: ClaimedTask, env: ExecutionEnv) -> TaskOutcome:
+def _execute(task: ClaimedTask, env: ExecutionEnv, worker: str | None) -> TaskOutcome:
     def ending(kind: Ending, message: str, artifacts: list[Artifact] | None = None) -> TaskOutcome:
         return TaskOutcome(
             task.id, task.task_type, kind, message, task.attempt_count, artifacts or []
@@ -120,9 +93,8 @@ def _execute(task: ClaimedTask, env: ExecutionEnv) -> TaskOutcome:
         payload=task.payload,
         engine=env.engine,
         artifacts_dir=task_dir,
-        tools=ToolBox(env.engine, task.id, env.tools, task_dir, env.http),
+        tools=ToolBox(env.engine, task.id, env.tools, task_dir, env.http, worker=worker),
         github=env.github,
-        materialize=env.materialize,
         log=env.log,
     )
     try:
@@ -135,6 +107,8 @@ def _execute(task: ClaimedTask, env: ExecutionEnv) -> TaskOutcome:
         return ending(Ending.WAITING_APPROVAL, str(exc))
     except RetriableError as exc:
         return ending(Ending.RETRY, str(exc))
+    except LeaseLost as exc:
+        return ending(Ending.RETRY, f"stopped: {exc}")
     except Exception as exc:
         env.log.exception("task %s (%s) raised", task.id, task.task_type)
         return ending(Ending.RETRY, f"{type(exc).__name__}: {exc}")
@@ -154,16 +128,18 @@ def _execute(task: ClaimedTask, env: ExecutionEnv) -> TaskOutcome:
     return outcome
 
 
-def _carry_out(
-    env: ExecutionEnv, tasks: list[ClaimedTask], worker: str, pending: set[str]
-) -> Iterator[TaskOutcome]:
-    for task in tasks:
-        outcome = execute_task(task, env)
-        outcome.recorded = record_outcome(env.engine, outcome, worker)
-        pending.discard(task.id)
-        if not outcome.recorded:
-            env.log.warning("task %s was released while running; outcome discarded", task.id)
-        yield outcome
+def _carry_out(env: ExecutionEnv, task: TakenTask, worker: str) -> TaskOutcome | None:
+    """Start, execute and record one task; None when the run no longer holds it."""
+    try:
+        attempt = start_task(env.engine, task.id, worker)
+    except LeaseLost as exc:
+        env.log.warning("task %s skipped: %s", task.id, exc)
+        return None
+    outcome = execute_task(ClaimedTask(task.id, task.task_type, task.payload, attempt), env, worker)
+    outcome.recorded = record_outcome(env.engine, outcome, worker)
+    if not outcome.recorded:
+        env.log.warning("task %s was released while running; outcome discarded", task.id)
+    return outcome
 
 
 def run_batch(
@@ -171,22 +147,28 @@ def run_batch(
     batch_key: str,
     run_id: str,
 ) -> Iterator[TaskOutcome]:
-    """Take the batch, carry out each task, record each outcome, yield it.
+    """Take the batch, then start, carry out and record each task; yield each outcome.
 
-    While it works, a heartbeat keeps the lease of its tasks fresh. If the run stops half-way
-    (an exception escapes), the tasks it still holds are released for retry before the
-    exception propagates; a killed process stops heartbeating and the sensor's reaper
+    While it works, a heartbeat keeps the lease of its tasks fresh. If the heartbeat cannot
+    renew the lease for `FENCE_MISSES` intervals, the run stops before starting another task
+    (the reaper will give them to another run). If the run stops half-way (an exception
+    escapes), the tasks it has not started are released before the exception propagates,
+    without using an attempt; a killed process stops heartbeating and the sensor's reaper
     releases its tasks.
     """
     worker = run_worker(run_id)
     tasks = take_batch(env.engine, batch_key, run_id)
     pending = {t.id for t in tasks}
     try:
-        with Heartbeat(env.engine, worker):
-            yield from _carry_out(env, tasks, worker, pending)
+        with Heartbeat(env.engine, worker) as heartbeat:
+            for task in tasks:
+                if heartbeat.lost:
+                    raise LeaseLost(f"run {run_id} could not renew its lease; stopping")
+                outcome = _carry_out(env, task, worker)
+                pending.discard(task.id)
+                if outcome is not None:
+                    yield outcome
     finally:
         if pending:
             with env.engine.begin() as conn:
-                release_for_retry(
-                    conn, pending, f"run {run_id} stopped before the task ran", worker=worker
-                )
+                release_for_retry(conn, pending, f"run {run_id} stopped mid-batch", worker=worker)

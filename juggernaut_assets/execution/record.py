@@ -2,19 +2,26 @@
 
 One transaction per task, and only if the worker still holds the task (compare-and-set on
 status and `assigned_worker`), so a released or re-claimed task is never overwritten.
+
+The outcome's `task_runs` event is written to Dagster after this transaction. So that a crash
+in between cannot lose it, the transaction also sets `event_pending`; the run clears it once
+the events are written (`mark_events_reported`), and `new_tasks_sensor` reports, from the
+database, every outcome still pending after its run ended (`unreported_outcomes`).
 """
 
 from __future__ import annotations
 
+import json
+from collections.abc import Callable, Iterable
 from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from juggernaut_assets.db.enums import TaskStatus, VerificationStatus
+from juggernaut_assets.db.enums import ArtifactKind, TaskStatus, VerificationStatus
 from juggernaut_assets.db.models import GovernanceTask, TaskArtifact, new_id, utcnow
-from juggernaut_assets.execution.outcome import Ending, TaskOutcome
+from juggernaut_assets.execution.outcome import Artifact, Ending, TaskOutcome
 from juggernaut_assets.tasks.settle import release_for_retry
 
 T = GovernanceTask.__table__
@@ -58,6 +65,7 @@ def record_outcome(engine: Engine, outcome: TaskOutcome, worker: str) -> bool:
         if held is None:
             return False
         _insert_artifacts(conn, outcome, now)
+        conn.execute(T.update().where(T.c.id == outcome.task_id).values(event_pending=True))
         if outcome.ending is Ending.RETRY:
             released = release_for_retry(
                 conn, [outcome.task_id], outcome.message, worker=worker, now=now
@@ -126,7 +134,135 @@ def _insert_artifacts(conn: sa.Connection, outcome: TaskOutcome, now: datetime) 
                 "verified_at": now if a.verified else None,
                 "details": {**a.details, "verification": a.verification_detail},
                 "created_at": now,
+                "attempt": outcome.attempt,
             }
             for a in outcome.artifacts
         ],
     )
+
+
+def mark_events_reported(engine: Engine, task_ids: Iterable[str]) -> None:
+    """The `task_runs` events of these tasks' last outcomes are written: clear `event_pending`."""
+    ids = list(task_ids)
+    for start in range(0, len(ids), 500):
+        with engine.begin() as conn:
+            conn.execute(
+                T.update()
+                .where(T.c.id.in_(ids[start : start + 500]), T.c.event_pending.is_(True))
+                .values(event_pending=None)
+            )
+
+
+_ENDING_OF_STATUS = {
+    TaskStatus.COMPLETED.value: Ending.COMPLETED,
+    TaskStatus.AWAITING_PR_MERGE.value: Ending.AWAITING,
+    TaskStatus.FAILED.value: Ending.FAILED,
+    TaskStatus.BLOCKED.value: Ending.BLOCKED,
+    TaskStatus.WAITING_APPROVAL.value: Ending.WAITING_APPROVAL,
+    TaskStatus.PENDING.value: Ending.RETRY,
+}
+
+
+def unreported_outcomes(
+    engine: Engine, is_gone: Callable[[str | None, datetime | None], bool], limit: int = 500
+) -> list[TaskOutcome]:
+    """Recorded outcomes whose `task_runs` event was never written, rebuilt from the database.
+
+    `is_gone(assigned_worker, updated_at)` says whether the worker that recorded the outcome
+    has ended (a live run still writes its own events). Artifacts are those of the recorded
+    attempt.
+    """
+    with engine.connect() as conn:
+        rows = conn.execute(
+            sa.select(
+                T.c.id,
+                T.c.task_type,
+                T.c.status,
+                T.c.attempt_count,
+                T.c.assigned_worker,
+                T.c.updated_at,
+                T.c.error_message,
+                sa.cast(T.c.result, sa.Text).label("result"),
+            )
+            .where(T.c.event_pending.is_(True), T.c.status != TaskStatus.IN_PROGRESS.value)
+            .order_by(T.c.updated_at)
+            .limit(limit)
+        ).all()
+        rows = [
+            r
+            for r in rows
+            if r.status in _ENDING_OF_STATUS and is_gone(r.assigned_worker, r.updated_at)
+        ]
+        artifacts = _artifacts_by_task(conn, {str(r.id): r.attempt_count for r in rows})
+    outcomes = []
+    for r in rows:
+        ending = _ENDING_OF_STATUS[r.status]
+        message = r.error_message or ""
+        if ending in (Ending.COMPLETED, Ending.AWAITING):
+            message = _summary(r.result) or message
+        outcome = TaskOutcome(
+            str(r.id),
+            r.task_type or "",
+            ending,
+            message,
+            r.attempt_count or 0,
+            artifacts.get(str(r.id), []),
+            next_status=TaskStatus(r.status),
+            recorded=True,
+        )
+        outcomes.append(outcome)
+    return outcomes
+
+
+def _summary(result_text: str | None) -> str:
+    try:
+        result = json.loads(result_text or "null")
+    except json.JSONDecodeError:
+        return ""
+    return str(result.get("summary", "")) if isinstance(result, dict) else ""
+
+
+def _artifacts_by_task(
+    conn: sa.Connection, attempts: dict[str, int | None]
+) -> dict[str, list[Artifact]]:
+    if not attempts:
+        return {}
+    A = TaskArtifact.__table__
+    rows = conn.execute(
+        sa.select(
+            A.c.task_id,
+            A.c.kind,
+            A.c.uri,
+            A.c.external_id,
+            A.c.sha256,
+            A.c.verified,
+            A.c.attempt,
+            sa.cast(A.c.details, sa.Text).label("details"),
+        )
+        .where(A.c.task_id.in_(list(attempts)))
+        .order_by(A.c.created_at)
+    ).all()
+    found: dict[str, list[Artifact]] = {}
+    for a in rows:
+        task_id = str(a.task_id)
+        if a.attempt is not None and a.attempt != attempts[task_id]:
+            continue
+        try:
+            details = json.loads(a.details or "{}")
+        except json.JSONDecodeError:
+            details = {}
+        details = details if isinstance(details, dict) else {}
+        found.setdefault(task_id, []).append(
+            Artifact(
+                kind=ArtifactKind(a.kind)
+                if a.kind in ArtifactKind.__members__.values()
+                else a.kind,
+                uri=a.uri,
+                external_id=a.external_id,
+                sha256=a.sha256,
+                details=details,
+                verified=bool(a.verified),
+                verification_detail=str(details.get("verification", "")),
+            )
+        )
+    return found

@@ -12,12 +12,14 @@ import httpx
 from juggernaut_assets import settings
 from juggernaut_assets.assets.task_runs import task_event
 from juggernaut_assets.execution.executor import ExecutionEnv, run_batch
-from juggernaut_assets.execution.scan import materializer_for
+from juggernaut_assets.execution.record import mark_events_reported
 from juggernaut_assets.resources.github import GitHubResource
 from juggernaut_assets.resources.governance_db import GovernanceDB
 from juggernaut_assets.resources.task_tools import TaskToolsResource
 
 BATCH_TAG = "juggernaut/batch"
+REPORT_EVERY = 50
+"""Outcomes whose events are written are marked reported in groups of this many."""
 USER_AGENT = "juggernaut-assets (task executor)"
 
 
@@ -34,7 +36,7 @@ def execute_task_batch(
     github: GitHubResource,
 ) -> None:
     counts: Counter[str] = Counter()
-    with httpx.Client(headers={"User-Agent": USER_AGENT}, follow_redirects=True) as http:
+    with httpx.Client(headers={"User-Agent": USER_AGENT}, follow_redirects=False) as http:
         env = ExecutionEnv(
             engine=governance_db.engine,
             tools=task_tools,
@@ -42,13 +44,20 @@ def execute_task_batch(
             artifacts_root=settings.artifacts_path(),
             http=http,
             instance=context.instance,
-            materialize=materializer_for(context.instance, {"governance_db": governance_db}),
             log=context.log,
         )
-        for outcome in run_batch(env, config.batch_key, context.run_id):
-            counts[str(outcome.next_status or outcome.ending)] += 1
-            if outcome.recorded:
-                context.log_event(task_event(outcome))
+        reported: list[str] = []
+        try:
+            for outcome in run_batch(env, config.batch_key, context.run_id):
+                counts[str(outcome.next_status or outcome.ending)] += 1
+                if outcome.recorded:
+                    context.log_event(task_event(outcome))
+                    reported.append(outcome.task_id)
+                if len(reported) >= REPORT_EVERY:
+                    mark_events_reported(governance_db.engine, reported)
+                    reported.clear()
+        finally:
+            mark_events_reported(governance_db.engine, reported)
     summary = ", ".join(f"{n} {status}" for status, n in sorted(counts.items())) or "no tasks"
     context.log.info(f"batch {config.batch_key}: {summary}")
 

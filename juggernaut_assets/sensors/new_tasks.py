@@ -9,45 +9,87 @@ so a task committed late is still picked up.
 
 import json
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from datetime import UTC, datetime
+from typing import Any
 
 import dagster as dg
 
-from juggernaut_assets.assets.task_runs import TASK_PARTITIONS
+from juggernaut_assets.assets.task_runs import TASK_PARTITIONS, task_event
+from juggernaut_assets.db.models import utcnow
+from juggernaut_assets.execution.record import mark_events_reported, unreported_outcomes
+from juggernaut_assets.execution.registry import HandlerName
 from juggernaut_assets.jobs.execute_tasks import BATCH_TAG, execute_tasks
 from juggernaut_assets.resources.governance_db import GovernanceDB
 from juggernaut_assets.resources.task_queue import TaskQueueResource
-from juggernaut_assets.tasks.claim import Batch, claim_tasks
-from juggernaut_assets.tasks.reap import reap
+from juggernaut_assets.tasks.claim import RUN_WORKER_PREFIX, Batch, claim_tasks
+from juggernaut_assets.tasks.lease import lease_duration
+from juggernaut_assets.tasks.reap import RunInfo, RunStatusLookup, as_utc, reap
 
 SENSOR_INTERVAL_SECONDS = int(os.environ.get("JUGGERNAUT_SENSOR_INTERVAL_SECONDS", "10"))
 PRUNE_EVERY = 1_000
+LAUNCHED_ELSEWHERE = frozenset({HandlerName.SCAN.value})
+"""Task types this sensor leaves to their own sensor (scans run as asset runs)."""
 
 
-def _run_lookup(instance: dg.DagsterInstance):  # type: ignore[no-untyped-def]
+def _run_info(record: Any) -> RunInfo:
+    run = record.dagster_run
+    started = datetime.fromtimestamp(record.start_time, UTC) if record.start_time else None
+    return RunInfo(run.run_id, run.status.value, started)
+
+
+def _run_lookup(instance: dg.DagsterInstance) -> RunStatusLookup:
     def lookup(
         run_ids: list[str], batch_keys: list[str]
-    ) -> tuple[Mapping[str, str], Mapping[str, str]]:
-        by_run: dict[str, str] = {}
-        by_batch: dict[str, str] = {}
+    ) -> tuple[Mapping[str, RunInfo], Mapping[str, RunInfo]]:
+        by_run: dict[str, RunInfo] = {}
+        by_batch: dict[str, RunInfo] = {}
         if run_ids:
-            for run in instance.get_runs(dg.RunsFilter(run_ids=run_ids)):
-                by_run[run.run_id] = run.status.value
+            for record in instance.get_run_records(dg.RunsFilter(run_ids=run_ids)):
+                by_run[record.dagster_run.run_id] = _run_info(record)
         if batch_keys:
-            for run in instance.get_runs(dg.RunsFilter(tags={BATCH_TAG: batch_keys})):
-                by_batch[run.tags[BATCH_TAG]] = run.status.value
+            for record in instance.get_run_records(dg.RunsFilter(tags={BATCH_TAG: batch_keys})):
+                by_batch[record.dagster_run.tags[BATCH_TAG]] = _run_info(record)
         return by_run, by_batch
 
     return lookup
 
 
-def _fail_silent_run(instance: dg.DagsterInstance, run_id: str) -> None:
-    """A run that stopped heartbeating lost its process: say so on the run, too."""
+def _stop_silent_run(context: dg.SensorEvaluationContext, run_id: str) -> None:
+    """A run that stopped heartbeating (or never took its batch) has lost its tasks: ask the
+    launcher to terminate it, and mark it failed so it no longer holds a run slot. The run
+    itself also stops before starting anything more once its lease is stale (`lease.py`)."""
+    instance = context.instance
+    run = instance.get_run_by_id(run_id)
+    if run is None or run.is_finished:
+        return
+    try:
+        instance.run_launcher.terminate(run_id)
+    except Exception as exc:  # the process may be gone; the run is failed below either way
+        context.log.warning(f"could not terminate run {run_id}: {exc}")
     run = instance.get_run_by_id(run_id)
     if run is not None and not run.is_finished:
         instance.report_run_failed(
             run, "new_tasks_sensor: the run worker stopped heartbeating; its tasks were released"
         )
+
+
+def _worker_gone(instance: dg.DagsterInstance) -> Callable[[str | None, datetime | None], bool]:
+    """Has the worker that recorded an outcome ended? A released task (no worker) counts as
+    ended once its lease has passed, so a live run has had time to write its own event."""
+    cache: dict[str, bool] = {}
+    settled_before = utcnow() - lease_duration()
+
+    def gone(worker: str | None, updated_at: datetime | None) -> bool:
+        if not worker or not worker.startswith(RUN_WORKER_PREFIX):
+            return updated_at is None or as_utc(updated_at) < settled_before
+        run_id = worker.removeprefix(RUN_WORKER_PREFIX)
+        if run_id not in cache:
+            run = instance.get_run_by_id(run_id)
+            cache[run_id] = run is None or run.is_finished
+        return cache[run_id]
+
+    return gone
 
 
 def _run_request(batch: Batch, queue: TaskQueueResource) -> dg.RunRequest:
@@ -88,14 +130,21 @@ def new_tasks_sensor(
     task_queue: TaskQueueResource,
 ) -> dg.SensorResult:
     engine = governance_db.engine
+    cursor = json.loads(context.cursor) if context.cursor else {}
+    # Events returned by the previous tick are stored now (a tick's cursor is kept only once
+    # its results are): their outcomes no longer need reporting.
+    mark_events_reported(engine, cursor.get("reported", []))
     reaped = reap(engine, _run_lookup(context.instance))
     for run_id in reaped.silent_runs:
-        _fail_silent_run(context.instance, run_id)
+        _stop_silent_run(context, run_id)
+    unreported = unreported_outcomes(engine, _worker_gone(context.instance))
     claim = claim_tasks(
-        engine, limit=task_queue.max_tasks_per_tick, batch_size=task_queue.batch_size
+        engine,
+        limit=task_queue.max_tasks_per_tick,
+        batch_size=task_queue.batch_size,
+        exclude_task_types=LAUNCHED_ELSEWHERE,
     )
     batches = reaped.lost_batches + claim.batches
-    cursor = json.loads(context.cursor) if context.cursor else {}
     added = cursor.get("partitions_added", 0) + claim.claimed
     partition_requests: list = []
     if claim.claimed:
@@ -116,9 +165,12 @@ def new_tasks_sensor(
         seen.append(f"{len(reaped.lost_batches)} unlaunched batch(es) relaunched")
     if reaped.live_workers:
         seen.append(f"{reaped.live_workers} executor run(s) still working")
+    if unreported:
+        seen.append(f"{len(unreported)} outcome event(s) reported after their run ended")
     return dg.SensorResult(
         run_requests=[_run_request(b, task_queue) for b in batches],
         dynamic_partitions_requests=partition_requests,
-        cursor=json.dumps({"partitions_added": added}),
+        asset_events=[task_event(o) for o in unreported],
+        cursor=json.dumps({"partitions_added": added, "reported": [o.task_id for o in unreported]}),
         skip_reason=None if batches else "; ".join(seen),
     )

@@ -27,7 +27,9 @@ from juggernaut_assets.tasks.settle import Released, release_for_retry
 T = GovernanceTask.__table__
 
 FINISHED_RUN_STATUSES = frozenset({"SUCCESS", "FAILURE", "CANCELED"})
-STARTED_RUN_STATUSES = frozenset({"STARTING", "STARTED"})
+STARTED_RUN_STATUS = "STARTED"
+"""Set by the run worker itself once its process has loaded the code (`RUN_START`); from then
+on it takes its batch within moments. (A run stuck in STARTING is run monitoring's to fail.)"""
 
 
 @dataclass(frozen=True)
@@ -157,7 +159,7 @@ def _why_batch_lost(
     if run.status in FINISHED_RUN_STATUSES:
         return f"the run for batch {key} ended ({run.status}) before it took the task"
     started = as_utc(run.started_at)
-    if run.status in STARTED_RUN_STATUSES and started is not None and now - started > lease:
+    if run.status == STARTED_RUN_STATUS and started is not None and now - started > lease:
         result.silent_runs.append(run.run_id)
         return (
             f"run {run.run_id} started {int((now - started).total_seconds())} s ago and never "

@@ -151,6 +151,7 @@ def run_code_task(ctx: TaskContext) -> HandlerResult:
         "branch": branch,
         "paths": [c.path for c in changes],
     }
+    ctx.tools.fence()
     started = utcnow()
     try:
         pr = open_pull_request(
