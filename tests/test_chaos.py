@@ -116,22 +116,25 @@ def _wait(condition, timeout: float, what: str, step: float = 0.05):  # type: ig
     raise AssertionError(f"timed out waiting for {what}")
 
 
-def _kill_a_running_worker(platform: Platform, engine: sa.Engine) -> str:
-    """SIGKILL the worker of a run that is carrying out tasks."""
+def _kill_a_running_worker(platform: Platform, engine: sa.Engine, killed: set[str]) -> str:
+    """SIGKILL the worker of a live run that is in the middle of a task (a workflow if any)."""
 
     def working_run() -> str | None:
         with engine.connect() as conn:
-            worker = conn.execute(
+            workers = conn.execute(
                 sa.text(
                     "SELECT assigned_worker FROM governance_tasks WHERE status = 'in_progress' "
-                    "AND assigned_worker LIKE 'dagster-run:%' LIMIT 1"
+                    "AND assigned_worker LIKE 'dagster-run:%' AND started_at >= assigned_at "
+                    "ORDER BY task_type = 'workflow' DESC"
                 )
-            ).scalar()
-        return worker.removeprefix("dagster-run:") if worker else None
+            ).scalars()
+            runs = [w.removeprefix("dagster-run:") for w in workers]
+        return next((r for r in runs if r not in killed), None)
 
-    run_id = _wait(working_run, 120, "a working run")
+    run_id = _wait(working_run, 120, "a working run", step=0.01)
     pid = _wait(lambda: _run_pid(platform, run_id), 30, "the run's pid")
     os.kill(pid, signal.SIGKILL)
+    killed.add(run_id)
     return run_id
 
 
@@ -288,11 +291,13 @@ def test_killing_workers_and_the_daemon_loses_nothing_and_runs_nothing_twice(
         try:
             ids = _add_tasks(engine, f"{server.url}/charge")
             kills: dict[str, object] = {"tasks": len(ids)}
+            killed: set[str] = set()
             kills["killed_before_take"] = _kill_a_worker_before_it_takes_its_batch(platform, engine)
-            kills["killed_mid_batch"] = _kill_a_running_worker(platform, engine)
+            killed.add(str(kills["killed_before_take"]))
+            kills["killed_mid_batch"] = _kill_a_running_worker(platform, engine, killed)
             platform.kill_daemon()
             platform.start()
-            kills["killed_mid_batch_2"] = _kill_a_running_worker(platform, engine)
+            kills["killed_mid_batch_2"] = _kill_a_running_worker(platform, engine, killed)
             time.sleep(1.5)
             platform.kill_daemon()
             platform.start()
