@@ -63,6 +63,9 @@ def running_daemon(governance_url: str, storage_url: str, batch_size: int) -> It
         finally:
             os.killpg(daemon.pid, signal.SIGTERM)
             daemon.wait(timeout=30)
+            # The daemon's code server can outlive a SIGTERM while it is busy: end the group.
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(daemon.pid, signal.SIGKILL)
 
 
 def insert_tasks(url: str, n: int, tag: str) -> list[str]:

@@ -49,37 +49,34 @@ _FINAL_STATUS = {
 def record_outcome(engine: Engine, outcome: TaskOutcome, worker: str) -> bool:
     """Write the outcome in one transaction, if `worker` still holds the task.
 
-    Returns False (and writes nothing) when the task was released or taken meanwhile.
+    Returns False (and writes nothing) when the task was released or taken meanwhile. A final
+    outcome is one compare-and-set UPDATE (status and worker) followed by its artifacts.
     """
     now = utcnow()
+    held = sa.and_(
+        T.c.id == outcome.task_id,
+        T.c.status == TaskStatus.IN_PROGRESS.value,
+        T.c.assigned_worker == worker,
+    )
     with engine.begin() as conn:
-        held = conn.execute(
-            sa.select(T.c.id)
-            .where(
-                T.c.id == outcome.task_id,
-                T.c.status == TaskStatus.IN_PROGRESS.value,
-                T.c.assigned_worker == worker,
-            )
-            .with_for_update()
-        ).scalar_one_or_none()
-        if held is None:
+        if outcome.ending is not Ending.RETRY:
+            values = _final_values(outcome, now) | {"event_pending": True}
+            if conn.execute(T.update().where(held).values(**values)).rowcount == 0:
+                return False
+            _insert_artifacts(conn, outcome, now)
+            return True
+        if conn.execute(sa.select(T.c.id).where(held).with_for_update()).first() is None:
             return False
         _insert_artifacts(conn, outcome, now)
-        conn.execute(T.update().where(T.c.id == outcome.task_id).values(event_pending=True))
-        if outcome.ending is Ending.RETRY:
-            released = release_for_retry(
-                conn, [outcome.task_id], outcome.message, worker=worker, now=now
-            )
-            outcome.next_status = released[0].status if released else None
-            if outcome.artifacts:
-                conn.execute(
-                    T.update()
-                    .where(T.c.id == outcome.task_id)
-                    .values(verification_status=VerificationStatus.REJECTED.value)
-                )
-            return True
+        released = release_for_retry(
+            conn, [outcome.task_id], outcome.message, worker=worker, now=now
+        )
+        outcome.next_status = released[0].status if released else None
+        rejected = {"verification_status": VerificationStatus.REJECTED.value}
         conn.execute(
-            T.update().where(T.c.id == outcome.task_id).values(**_final_values(outcome, now))
+            T.update()
+            .where(T.c.id == outcome.task_id)
+            .values(event_pending=True, **(rejected if outcome.artifacts else {}))
         )
     return True
 

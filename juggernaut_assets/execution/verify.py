@@ -6,6 +6,7 @@ A task becomes `completed` only when it has at least one artifact and every arti
 from __future__ import annotations
 
 import hashlib
+import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -55,9 +56,27 @@ def _verify_file(artifact: Artifact, _env: VerifyEnv) -> str | None:
 
 
 def _verify_query_result(artifact: Artifact, env: VerifyEnv) -> str | None:
-    if not isinstance(artifact.details.get("row_count"), int):
+    """The file checks out, and it holds as many rows as the artifact (and the file) claim."""
+    claimed = artifact.details.get("row_count")
+    if not isinstance(claimed, int):
         return "query result has no row count"
-    return _verify_file(artifact, env)
+    problem = _verify_file(artifact, env)
+    if problem:
+        return problem
+    path = Path(str(artifact.uri).removeprefix("file://"))
+    try:
+        body = json.loads(path.read_bytes())
+    except ValueError as exc:
+        return f"query result {path} is not valid JSON: {exc}"
+    rows = body.get("rows") if isinstance(body, dict) else None
+    if not isinstance(rows, list):
+        return f"query result {path} has no rows"
+    if body.get("row_count") != claimed or len(rows) != claimed:
+        return (
+            f"query result claims {claimed} row(s); its file says {body.get('row_count')} "
+            f"and holds {len(rows)}"
+        )
+    return None
 
 
 def _recorded_call(artifact: Artifact, env: VerifyEnv, tool: str) -> tuple[str | None, dict]:
