@@ -131,3 +131,18 @@ def http_server() -> Iterator[LocalHTTPServer]:
     """A local HTTP server on 127.0.0.1 with programmable replies."""
     with LocalHTTPServer() as server:
         yield server
+
+
+CHAOS_REPORT = Path(__file__).resolve().parent.parent / ".local" / "reports" / "chaos.txt"
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    if not hasattr(session.config, "workerinput"):  # the controller, not an xdist worker
+        CHAOS_REPORT.unlink(missing_ok=True)
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """Print the chaos test's counts (written by whichever worker ran it) with the summary."""
+    if CHAOS_REPORT.is_file():
+        terminalreporter.write_sep("-", "chaos test counts")
+        terminalreporter.write(CHAOS_REPORT.read_text())

@@ -6,7 +6,7 @@ run worker mid-batch, a run worker that has started but not yet taken its batch 
 take by a row lock, so the moment is certain), and the daemon itself, twice. Then every task
 must reach a terminal state with: nothing lost, nothing completed without its verified
 artifact, no artifact doubled, no attempt beyond `max_attempts`, and no two runs executing the
-same task at once. The counts are printed and written to `.local/reports/chaos.txt`.
+same task at once. The counts are printed with the test session's summary.
 """
 
 from __future__ import annotations
@@ -32,11 +32,10 @@ from juggernaut_assets.db.engine import make_engine
 from juggernaut_assets.jobs.execute_tasks import BATCH_TAG
 from juggernaut_assets.tasks.claim import BATCH_WORKER_PREFIX
 from juggernaut_assets.tasks.create import add_task
-from tests.conftest import PG_SERVER_URL
+from tests.conftest import CHAOS_REPORT, PG_SERVER_URL
 from tests.fakes.charge_server import ChargeServer
 
 PROJECT = Path(__file__).resolve().parent.parent
-REPORT = PROJECT / ".local" / "reports" / "chaos.txt"
 QUERIES, CHARGES, MAX_ATTEMPTS = 200, 100, 5
 
 pytestmark = pytest.mark.e2e
@@ -250,8 +249,8 @@ def _report(engine: sa.Engine, server: ChargeServer, kills: dict[str, object]) -
         "concurrent_executions": len(server.overlapping()),
     }
     lines = [f"{k}: {v}" for k, v in {**kills, **figures}.items()]
-    REPORT.parent.mkdir(parents=True, exist_ok=True)
-    REPORT.write_text("\n".join(["chaos test (issue 8)", *lines]) + "\n")
+    CHAOS_REPORT.parent.mkdir(parents=True, exist_ok=True)
+    CHAOS_REPORT.write_text("\n".join(["chaos test (issue 8)", *lines]) + "\n")
     print("\n".join(lines))
     return {k: int(v) for k, v in figures.items()}
 
