@@ -91,7 +91,9 @@ def _no_open_dependency(dialect: str) -> sa.TextClause:
     """False for a task with a dependency that exists and is still open (not completed, failed
     or cancelled): such a task is not a candidate yet, so it cannot crowd out ready ones.
 
-    A `depends_on` that is not a JSON array (or not JSON at all) is left to `rules.judge`.
+    Each listed id is looked up by primary key in a scalar subquery (a join would let the
+    planner scan every open task once per candidate). A `depends_on` that is not a JSON array
+    (or not JSON at all) is left to `rules.judge`.
     """
     statuses = ", ".join(f"'{s}'" for s in _OPEN_STATUSES)
     if dialect == "postgresql":
@@ -99,15 +101,15 @@ def _no_open_dependency(dialect: str) -> sa.TextClause:
             "NOT EXISTS (SELECT 1 FROM jsonb_array_elements_text(CASE WHEN "
             "jsonb_typeof(governance_tasks.depends_on::jsonb) = 'array' THEN "
             "governance_tasks.depends_on::jsonb ELSE '[]'::jsonb END) AS d(dep_id) "
-            "JOIN governance_tasks AS dep ON dep.id = CASE WHEN d.dep_id ~ "
-            f"'{_UUID_PATTERN}' THEN d.dep_id::uuid END "
-            f"WHERE dep.status IN ({statuses}))"
+            "WHERE (SELECT dep.status FROM governance_tasks AS dep WHERE dep.id = CASE WHEN "
+            f"d.dep_id ~ '{_UUID_PATTERN}' THEN d.dep_id::uuid END) IN ({statuses}))"
         )
     return sa.text(
         "NOT EXISTS (SELECT 1 FROM json_each(CASE WHEN json_valid(governance_tasks.depends_on) "
         "THEN CASE WHEN json_type(governance_tasks.depends_on) = 'array' THEN "
         "governance_tasks.depends_on END END) AS d "
-        f"JOIN governance_tasks AS dep ON dep.id = d.value WHERE dep.status IN ({statuses}))"
+        "WHERE (SELECT dep.status FROM governance_tasks AS dep WHERE dep.id = d.value) "
+        f"IN ({statuses}))"
     )
 
 
