@@ -258,3 +258,15 @@ def test_audit_of_an_empty_queue_reports_zero_tasks(governance_db, tmp_path):
 def test_no_fake_completions_check_is_described():
     spec = next(iter(task_completion_audit.check_specs))
     assert "verified" in (spec.description or "")
+
+
+def test_fake_completion_reset_at_its_last_attempt_runs_again(governance_db, tmp_path):
+    from juggernaut_assets.tasks.claim import claim_tasks
+
+    fake = _completed_task(governance_db, attempts=3, artifacts=[])
+    _materialize_audit(governance_db, tmp_path)
+    with governance_db.session() as s:
+        task = s.get(GovernanceTask, fake)
+        assert (task.status, task.attempt_count) == ("pending", 0)
+    claimed = claim_tasks(governance_db.engine, limit=5, batch_size=5)
+    assert [t for b in claimed.batches for t in b.task_ids] == [fake]

@@ -137,6 +137,9 @@ def build_audit(tasks: pl.DataFrame, now: datetime, config: TaskAuditConfig) -> 
 
 
 def _reset_fake_completions(conn: sa.Connection, task_ids: list[str]) -> int:
+    """Fake completions go back to the queue with a fresh attempt budget (as `tasks retry`
+    does): the attempts they used produced no proof, and the claim never starts a task that
+    has none left."""
     if not task_ids:
         return 0
     return conn.execute(
@@ -147,6 +150,8 @@ def _reset_fake_completions(conn: sa.Connection, task_ids: list[str]) -> int:
             verification_status=VerificationStatus.REJECTED.value,
             error_message=RESET_MESSAGE,
             completed_at=None,
+            attempt_count=0,
+            next_retry_at=None,
         )
     ).rowcount
 
