@@ -10,6 +10,7 @@ import sqlalchemy as sa
 from juggernaut_assets.db.engine import make_engine
 from juggernaut_assets.db.models import GovernanceTask
 from juggernaut_assets.jobs.execute_tasks import execute_tasks
+from juggernaut_assets.resources.governance_db import GovernanceDB
 from juggernaut_assets.sensors.new_tasks import new_tasks_sensor
 
 
@@ -35,6 +36,21 @@ def launch(
         resources=resources,
         instance=instance,
         tags=request.tags,
+    )
+
+
+def launch_without_database(
+    instance: dg.DagsterInstance, resources: dict[str, Any], request: dg.RunRequest
+) -> dg.ExecuteInProcessResult:
+    """Run the request with a governance database that cannot be opened: the run fails
+    before it takes its batch."""
+    broken = {**resources, "governance_db": GovernanceDB(url="sqlite:////nonexistent/dir/x.db")}
+    return execute_tasks.execute_in_process(
+        run_config=request.run_config,
+        resources=broken,
+        instance=instance,
+        tags=request.tags,
+        raise_on_error=False,
     )
 
 

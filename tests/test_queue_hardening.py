@@ -17,7 +17,6 @@ from juggernaut_assets.execution.record import record_outcome
 from juggernaut_assets.execution.tools.toolbox import ToolBox
 from juggernaut_assets.jobs.execute_tasks import BATCH_TAG, execute_tasks
 from juggernaut_assets.resources.github import GitHubResource
-from juggernaut_assets.resources.governance_db import GovernanceDB
 from juggernaut_assets.resources.task_queue import TaskQueueResource
 from juggernaut_assets.resources.task_tools import TaskToolsResource
 from juggernaut_assets.tasks.claim import claim_tasks
@@ -26,7 +25,7 @@ from juggernaut_assets.tasks.lease import Heartbeat
 from juggernaut_assets.tasks.ownership import LeaseLost, start_task, take_batch
 from juggernaut_assets.tasks.settle import release_for_retry
 from tests.fakes.http_server import Reply
-from tests.queue_driver import drain, evaluate_sensor, task_row
+from tests.queue_driver import drain, evaluate_sensor, launch_without_database, task_row
 
 T = GovernanceTask.__table__
 
@@ -88,14 +87,7 @@ def test_task_of_a_run_that_failed_before_taking_it_uses_no_attempt(
 ):
     task_id = _add(governance_db, max_attempts=1)
     [request] = evaluate_sensor(instance, resources).run_requests
-    broken = {**resources, "governance_db": GovernanceDB(url="sqlite:////nonexistent/dir/x.db")}
-    run = execute_tasks.execute_in_process(
-        run_config=request.run_config,
-        resources=broken,
-        instance=instance,
-        tags=request.tags,
-        raise_on_error=False,
-    )
+    run = launch_without_database(instance, resources, request)
     assert not run.success
     evaluate_sensor(instance, resources)
     row = task_row(db_url, task_id)
@@ -264,3 +256,43 @@ def test_batch_whose_run_started_but_never_took_it_is_released_and_the_run_faile
     assert f"run {run.run_id} started" in row.error_message
     assert "never took its batch" in row.error_message
     assert instance.get_run_by_id(run.run_id).status == dg.DagsterRunStatus.FAILURE
+
+
+def test_run_whose_heartbeats_fail_stops_before_starting_more_tasks(
+    governance_db, db_url, tmp_path, monkeypatch
+):
+    """The heartbeat cannot reach the database (the rest of the run still can): after two
+    missed beats the run starts nothing more, and what it had not started used no attempt."""
+    from juggernaut_assets.execution import handlers
+    from juggernaut_assets.execution.executor import run_batch
+    from juggernaut_assets.execution.registry import HandlerName
+    from juggernaut_assets.tasks import lease
+
+    monkeypatch.setenv("JUGGERNAUT_HEARTBEAT_SECONDS", "0.05")
+
+    def unreachable(engine, worker):
+        raise sa.exc.OperationalError("UPDATE governance_tasks", {}, Exception("no route"))
+
+    monkeypatch.setattr(lease, "touch", unreachable)
+    original = handlers.HANDLERS[HandlerName.ANALYSIS]
+
+    def slow(ctx):
+        time.sleep(0.3)
+        return original(ctx)
+
+    monkeypatch.setitem(handlers.HANDLERS, HandlerName.ANALYSIS, slow)
+    ids = [_add(governance_db) for _ in range(3)]
+    batch = claim_tasks(governance_db.engine, limit=5, batch_size=5).batches[0]
+    env = ExecutionEnv(
+        governance_db.engine, TaskToolsResource(), GitHubResource(), tmp_path, httpx.Client()
+    )
+    done = []
+    with pytest.raises(LeaseLost):
+        for outcome in run_batch(env, batch.key, "run-a"):
+            done.append(outcome.task_id)
+    assert len(done) == 1
+    rows = {i: task_row(db_url, i) for i in ids}
+    assert rows[done[0]].status == "completed"
+    rest = [rows[i] for i in ids if i != done[0]]
+    assert [(r.status, r.attempt_count) for r in rest] == [("pending", 0), ("pending", 0)]
+    assert all("(no attempt used)" in r.error_message for r in rest)

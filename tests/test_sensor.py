@@ -5,11 +5,10 @@ import dagster as dg
 from juggernaut_assets.assets.task_runs import TASK_PARTITIONS
 from juggernaut_assets.db.models import GovernanceTask
 from juggernaut_assets.jobs.execute_tasks import BATCH_TAG, execute_tasks
-from juggernaut_assets.resources.governance_db import GovernanceDB
 from juggernaut_assets.sensors.new_tasks import _prune_requests
 from juggernaut_assets.tasks.claim import claim_tasks
 from juggernaut_assets.tasks.create import add_task
-from tests.queue_driver import evaluate_sensor, launch, task_row
+from tests.queue_driver import evaluate_sensor, launch, launch_without_database, task_row
 
 
 def _add(db, n=1, task_type="analysis"):
@@ -68,14 +67,7 @@ def test_batch_whose_run_was_never_created_is_relaunched_under_its_key(
 def test_tasks_of_a_failed_run_go_back_to_the_queue(governance_db, db_url, instance, resources):
     [task_id] = _add(governance_db, 1)
     [request] = evaluate_sensor(instance, resources).run_requests
-    broken = {**resources, "governance_db": GovernanceDB(url="sqlite:////nonexistent/dir/x.db")}
-    run = execute_tasks.execute_in_process(
-        run_config=request.run_config,
-        resources=broken,
-        instance=instance,
-        tags=request.tags,
-        raise_on_error=False,
-    )
+    run = launch_without_database(instance, resources, request)
     assert not run.success
     assert task_row(db_url, task_id).status == "in_progress"
     result = evaluate_sensor(instance, resources)

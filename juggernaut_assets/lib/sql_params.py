@@ -27,7 +27,7 @@ class SqlParamError(ValueError):
 
 
 @dataclass(frozen=True)
-class Placeholder:
+class BindParameter:
     name: str
     start: int
     """Offset of the `:`."""
@@ -35,10 +35,10 @@ class Placeholder:
     """Offset just past the name."""
 
 
-def find_placeholders(sql: str, dialect: str, params: dict[str, Any]) -> list[Placeholder]:
+def find_bind_parameters(sql: str, dialect: str, params: dict[str, Any]) -> list[BindParameter]:
     """The `:name` parameters of `sql` (SQLAlchemy dialect name), in order of appearance."""
     tokens = Dialect.get_or_raise(SQLGLOT_DIALECTS.get(dialect)).tokenizer().tokenize(sql)
-    found: list[Placeholder] = []
+    found: list[BindParameter] = []
     depth = 0
     for colon, name in itertools.pairwise(tokens):
         if colon.token_type == TokenType.L_BRACKET:
@@ -50,7 +50,7 @@ def find_placeholders(sql: str, dialect: str, params: dict[str, Any]) -> list[Pl
         text = sql[name.start : name.end + 1]
         if not _NAME.fullmatch(text) or (depth and text not in params):
             continue
-        found.append(Placeholder(text, colon.start, name.end + 1))
+        found.append(BindParameter(text, colon.start, name.end + 1))
     return found
 
 
@@ -60,19 +60,19 @@ def render_for_driver(sql: str, dialect: str, params: dict[str, Any]) -> tuple[s
     psycopg2 (`pyformat`): `:name` → `%(name)s`, every other `%` doubled. SQLite's own parser
     reads `:name` and knows its literals, so the text stays as it is.
     """
-    placeholders = find_placeholders(sql, dialect, params)
-    missing = sorted({p.name for p in placeholders} - params.keys())
+    params_found = find_bind_parameters(sql, dialect, params)
+    missing = sorted({p.name for p in params_found} - params.keys())
     if missing:
         names = ", ".join(f":{n}" for n in missing)
         raise SqlParamError(f"no value in params for {names}")
-    values = {p.name: params[p.name] for p in placeholders}
+    values = {p.name: params[p.name] for p in params_found}
     if dialect != "postgresql":
         return sql, values
     parts: list[str] = []
     cursor = 0
-    for placeholder in placeholders:
-        parts.append(sql[cursor : placeholder.start].replace("%", "%%"))
-        parts.append(f"%({placeholder.name})s")
-        cursor = placeholder.end
+    for parameter in params_found:
+        parts.append(sql[cursor : parameter.start].replace("%", "%%"))
+        parts.append(f"%({parameter.name})s")
+        cursor = parameter.end
     parts.append(sql[cursor:].replace("%", "%%"))
     return "".join(parts), values
