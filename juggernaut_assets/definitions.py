@@ -23,13 +23,21 @@ from juggernaut_assets.assets.market_trends import (
 from juggernaut_assets.assets.task_audit import task_completion_audit
 from juggernaut_assets.assets.task_runs import task_runs
 from juggernaut_assets.jobs.execute_tasks import execute_tasks
+from juggernaut_assets.jobs.pull_requests import settle_pull_requests
 from juggernaut_assets.resources.github import GitHubResource
 from juggernaut_assets.resources.governance_db import GovernanceDB
 from juggernaut_assets.resources.http_sources import HttpSources
+from juggernaut_assets.resources.llm import (
+    DEFAULT_API_URL,
+    DEFAULT_DAILY_BUDGET_USD,
+    DEFAULT_MODEL,
+    LlmResource,
+)
 from juggernaut_assets.resources.polars_io import PolarsParquetIOManager
 from juggernaut_assets.resources.task_queue import TaskQueueResource
 from juggernaut_assets.resources.task_tools import DEFAULT_MAX_BODY_BYTES, TaskToolsResource
 from juggernaut_assets.sensors.new_tasks import new_tasks_sensor
+from juggernaut_assets.sensors.pr_state import pr_state_sensor
 from juggernaut_assets.sensors.scan_runs import SCAN_RUN_SENSORS
 from juggernaut_assets.sensors.scan_tasks import scan_tasks_sensor
 from juggernaut_assets.sensors.trend_followers import trend_followers_job, trend_followers_sensor
@@ -46,6 +54,14 @@ def _database_url() -> str | dg.EnvVar:
 def _optional_env(name: str) -> dg.EnvVar | None:
     """Bind a secret only when it is set; the resource then reports what is missing."""
     return dg.EnvVar(name) if os.environ.get(name) else None
+
+
+def _llm_key() -> dg.EnvVar | None:
+    """`JUGGERNAUT_LLM_API_KEY`, else `OPENROUTER_API_KEY`: bind whichever is set."""
+    for name in ("JUGGERNAUT_LLM_API_KEY", "OPENROUTER_API_KEY"):
+        if os.environ.get(name):
+            return dg.EnvVar(name)
+    return None
 
 
 def _queue() -> TaskQueueResource:
@@ -76,11 +92,24 @@ RESOURCES = {
     "github": GitHubResource(
         token=_optional_env("GITHUB_TOKEN"),
         api_url=os.environ.get("JUGGERNAUT_GITHUB_API_URL", "https://api.github.com"),
+        graphql_url=os.environ.get("JUGGERNAUT_GITHUB_GRAPHQL_URL") or None,
         allowed_repos=settings.env_list("JUGGERNAUT_GITHUB_REPOS"),
+        automerge_repos=settings.env_list("JUGGERNAUT_AUTOMERGE_REPOS"),
+        merge_method=os.environ.get("JUGGERNAUT_GITHUB_MERGE_METHOD") or "squash",  # type: ignore[arg-type]
+        pr_max_age_hours=float(os.environ.get("JUGGERNAUT_PR_MAX_AGE_HOURS") or 168),
+    ),
+    "llm": LlmResource(
+        api_url=os.environ.get("JUGGERNAUT_LLM_API_URL") or DEFAULT_API_URL,
+        api_key=_llm_key(),
+        model=os.environ.get("JUGGERNAUT_LLM_MODEL") or DEFAULT_MODEL,
+        daily_budget_usd=float(
+            os.environ.get("JUGGERNAUT_LLM_DAILY_BUDGET_USD") or DEFAULT_DAILY_BUDGET_USD
+        ),
     ),
     "http_sources": HttpSources(
         mode=os.environ.get("JUGGERNAUT_SOURCE_MODE", "live"),
         github_token=_optional_env("GITHUB_TOKEN"),
+        github_api_url=os.environ.get("JUGGERNAUT_GITHUB_API_URL", "https://api.github.com"),
         contact=os.environ.get("JUGGERNAUT_HTTP_CONTACT") or None,
     ),
 }
@@ -96,9 +125,16 @@ defs = dg.Definitions(
         expired_domains,
     ],
     asset_checks=[],
-    jobs=[execute_tasks, experiments_job, market_trends_job, trend_followers_job],
+    jobs=[
+        execute_tasks,
+        settle_pull_requests,
+        experiments_job,
+        market_trends_job,
+        trend_followers_job,
+    ],
     sensors=[
         new_tasks_sensor,
+        pr_state_sensor,
         scan_tasks_sensor,
         *SCAN_RUN_SENSORS,
         trend_followers_sensor,

@@ -24,6 +24,7 @@ from juggernaut_assets.db.models import metadata
 from juggernaut_assets.resources.github import GitHubResource
 from juggernaut_assets.resources.governance_db import GovernanceDB
 from juggernaut_assets.resources.http_sources import HttpSources
+from juggernaut_assets.resources.llm import LlmResource
 from juggernaut_assets.resources.polars_io import PolarsParquetIOManager
 from juggernaut_assets.resources.task_queue import TaskQueueResource
 from juggernaut_assets.resources.task_tools import TaskToolsResource
@@ -34,7 +35,14 @@ from tests.fakes.http_server import LocalHTTPServer
 # database from the developer's environment is ever bound.
 os.environ["JUGGERNAUT_SOURCE_MODE"] = "replay"
 os.environ["JUGGERNAUT_DATA_DIR"] = tempfile.mkdtemp(prefix="juggernaut-tests-")
-for _name in ("JUGGERNAUT_DATABASE_URL", "DATABASE_URL", "GITHUB_TOKEN", "SLACK_WEBHOOK_URL"):
+for _name in (
+    "JUGGERNAUT_DATABASE_URL",
+    "DATABASE_URL",
+    "GITHUB_TOKEN",
+    "SLACK_WEBHOOK_URL",
+    "JUGGERNAUT_LLM_API_KEY",
+    "OPENROUTER_API_KEY",
+):
     os.environ.pop(_name, None)
 
 PG_SERVER_URL = os.environ.get(
@@ -98,7 +106,8 @@ def governance_db(db_url: str) -> GovernanceDB:
 def _local_dirs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Keep every test's files (artifacts, asset values) inside its own tmp_path."""
     monkeypatch.setenv("JUGGERNAUT_DATA_DIR", str(tmp_path / "data"))
-    monkeypatch.delenv("GITHUB_TOKEN", raising=False)
+    for name in ("GITHUB_TOKEN", "JUGGERNAUT_LLM_API_KEY", "OPENROUTER_API_KEY"):
+        monkeypatch.delenv(name, raising=False)
 
 
 @pytest.fixture
@@ -115,6 +124,7 @@ def platform_resources(db_url: str, **overrides: object) -> dict[str, object]:
         "task_queue": TaskQueueResource(batch_size=2, max_tasks_per_tick=100),
         "task_tools": TaskToolsResource(),
         "github": GitHubResource(),
+        "llm": LlmResource(),
         "io_manager": PolarsParquetIOManager(base_path=os.environ["JUGGERNAUT_DATA_DIR"]),
         "http_sources": HttpSources(mode="replay", seconds_between_requests=0.0),
         **overrides,

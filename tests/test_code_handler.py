@@ -27,6 +27,7 @@ from juggernaut_assets.execution.tools.toolbox import ToolBox
 from juggernaut_assets.execution.verify import VerifyEnv, verify_artifacts
 from juggernaut_assets.resources.github import GitHubResource
 from juggernaut_assets.resources.governance_db import GovernanceDB
+from juggernaut_assets.resources.llm import NO_LLM_CONFIGURED
 from juggernaut_assets.resources.task_tools import TaskToolsResource
 from juggernaut_assets.tasks import settle
 from juggernaut_assets.tasks.create import add_task
@@ -106,10 +107,11 @@ def test_code_task_without_token_is_blocked(governance_db, gh, tmp_path):
     assert gh.requests == []
 
 
-def test_instruction_only_task_is_blocked_for_want_of_a_code_generator(governance_db, gh, tmp_path):
+def test_instruction_only_task_is_blocked_when_no_llm_is_configured(governance_db, gh, tmp_path):
     payload = {"repo": "acme/app", "instruction": "make the readme friendlier"}
-    with pytest.raises(TaskBlocked, match=r"no code generator \(LLM\) is configured"):
+    with pytest.raises(TaskBlocked) as err:
         _run(governance_db, _github(gh), tmp_path, payload)
+    assert str(err.value) == NO_LLM_CONFIGURED
     assert gh.requests == []
 
 
@@ -199,7 +201,8 @@ def test_retry_after_a_lost_pr_answer_finds_the_pr_instead_of_opening_another(
     assert len(gh.repos["acme/app"].pulls) == 1
     assert result.artifacts[0].external_id == "1"
     assert "found the open pull request" in result.summary
-    assert gh.count("POST", r"/git/refs$") == 1
+    assert gh.count("POST", r"/git/refs$") == 2
+    assert sorted(gh.repos["acme/app"].branches) == [branch_for_task(task_id), "main"]
     assert gh.count("PUT", r"/contents/") == len(CHANGES)
     assert [r.pr_number for r in _pr_rows(governance_db)] == [1]
     assert [c.success for c in _tool_calls(governance_db, task_id)] == [False, True]
@@ -214,7 +217,7 @@ def test_pr_opened_by_a_racing_attempt_is_found_after_githubs_422(governance_db,
     gh.fail("GET", r"/pulls$", 200, body=[])
     result = run_code_task(_ctx(governance_db, task_id, github, tmp_path))
     assert result.artifacts[0].external_id == "1" and len(gh.repos["acme/app"].pulls) == 1
-    assert gh.count("POST", r"/pulls$") == 2 and gh.count("GET", r"/pulls$") == 3
+    assert gh.count("POST", r"/pulls$") == 2 and gh.count("GET", r"/pulls$") == 2
 
 
 def test_retry_after_a_failed_commit_reuses_the_branch_and_commits_only_the_rest(
@@ -232,7 +235,7 @@ def test_retry_after_a_failed_commit_reuses_the_branch_and_commits_only_the_rest
     assert first.artifacts[0].details == again.artifacts[0].details
     assert len(gh.repos["acme/app"].pulls) == 1
     assert gh.count("POST", r"/pulls$") == 1
-    assert gh.count("POST", r"/git/refs$") == 1
+    assert sorted(gh.repos["acme/app"].branches) == [branch_for_task(task_id), "main"]
     assert gh.count("PUT", r"/contents/README\.md$") == 1
     assert len(_pr_rows(governance_db)) == 1
 
@@ -265,9 +268,11 @@ def test_github_errors_map_to_task_outcomes(governance_db, gh, tmp_path, status,
     assert gh.repos["acme/app"].pulls == {}
 
 
-def test_server_error_on_repository_read_is_retriable(governance_db, gh, tmp_path):
-    gh.fail("GET", r"^/repos/acme/app$", 500)
-    with pytest.raises(RetriableError, match="reading repository acme/app: GitHub answered 500"):
+def test_server_error_on_base_branch_read_is_retriable(governance_db, gh, tmp_path):
+    gh.fail("GET", r"/git/ref/heads/main$", 500)
+    with pytest.raises(
+        RetriableError, match="reading branch main of acme/app: GitHub answered 500"
+    ):
         _run(governance_db, _github(gh), tmp_path)
 
 

@@ -15,6 +15,10 @@ def test_definitions_load_with_every_setting_from_the_environment(monkeypatch, t
     monkeypatch.setenv("SLACK_WEBHOOK_URL", "http://127.0.0.1:1/hook")
     monkeypatch.setenv("JUGGERNAUT_HTTP_ALLOWED_HOSTS", "api.example.com, *.example.org")
     monkeypatch.setenv("JUGGERNAUT_GITHUB_REPOS", "acme/app,acme-labs/*")
+    monkeypatch.setenv("JUGGERNAUT_AUTOMERGE_REPOS", "acme/app")
+    monkeypatch.setenv("JUGGERNAUT_GITHUB_API_URL", "https://ghe.example/api/v3")
+    monkeypatch.setenv("JUGGERNAUT_PR_MAX_AGE_HOURS", "24")
+    monkeypatch.setenv("OPENROUTER_API_KEY", "test-llm-key")
     try:
         defs = importlib.reload(definitions).defs
         dg.Definitions.validate_loadable(defs)
@@ -24,6 +28,11 @@ def test_definitions_load_with_every_setting_from_the_environment(monkeypatch, t
         assert isinstance(resources["github"].token, dg.EnvVar)
         assert resources["github"].allowed_repos == ["acme/app", "acme-labs/*"]
         assert isinstance(resources["governance_db"].url, dg.EnvVar)
+        github = resources["github"]
+        assert github.automerge_repos == ["acme/app"] and github.pr_max_age_hours == 24
+        assert github.resolved_graphql_url == "https://ghe.example/api/graphql"
+        assert resources["http_sources"].github_api_url == "https://ghe.example/api/v3"
+        assert isinstance(resources["llm"].api_key, dg.EnvVar)
     finally:
         monkeypatch.undo()
         importlib.reload(definitions)
@@ -33,5 +42,7 @@ def test_definitions_name_the_contracted_jobs_sensors_and_assets():
     defs = definitions.defs
     assert defs.resolve_job_def("execute_tasks")
     assert defs.resolve_sensor_def("new_tasks_sensor")
+    assert defs.resolve_sensor_def("pr_state_sensor")
+    assert defs.resolve_job_def("settle_pull_requests")
     keys = {k.to_user_string() for k in defs.resolve_all_asset_keys()}
     assert {"task_runs", "task_completion_audit"} <= keys

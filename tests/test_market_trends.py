@@ -149,7 +149,8 @@ def test_every_source_failing_fails_the_scan_with_each_error(tmp_path, sources_s
 
 
 def test_github_token_goes_to_github_only(tmp_path, sources_server):
-    result = scan(tmp_path, http(sources_server, github_token=TOKEN), sources=["github", "npm"])
+    client = http(sources_server, github_token=TOKEN, github_api_url=sources_server.url)
+    result = scan(tmp_path, client, sources=["github", "npm"])
     assert result.success
     [github] = sources_server.requests_to("github")
     assert github.headers["Authorization"] == f"Bearer {TOKEN}"

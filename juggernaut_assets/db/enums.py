@@ -53,6 +53,45 @@ class ArtifactKind(StrEnum):
     MESSAGE = "message"
     ASSET_MATERIALIZATION = "asset_materialization"
     DOMAIN_REGISTRATION = "domain_registration"
+    LLM_EXCHANGE = "llm_exchange"
+
+
+class PrState(StrEnum):
+    """`pr_tracking.current_state`."""
+
+    OPEN = "open"
+    CLOSED = "closed"
+    MERGED = "merged"
+
+
+class ReviewStatus(StrEnum):
+    """`pr_tracking.review_status`, from GraphQL's `reviewDecision`."""
+
+    APPROVED = "approved"
+    CHANGES_REQUESTED = "changes_requested"
+    PENDING = "pending"
+    NONE = "none"
+
+
+class MergeState(StrEnum):
+    """`pr_tracking.merge_state`: GraphQL's `mergeStateStatus` in lower case."""
+
+    CLEAN = "clean"
+    BEHIND = "behind"
+    DIRTY = "dirty"
+    BLOCKED = "blocked"
+    UNSTABLE = "unstable"
+    HAS_HOOKS = "has_hooks"
+    UNKNOWN = "unknown"
+
+
+class ChecksState(StrEnum):
+    """`pr_tracking.checks_state`: the head commit's checks taken together."""
+
+    SUCCESS = "success"
+    FAILURE = "failure"
+    PENDING = "pending"
+    NONE = "none"
 
 
 class ExperimentStatus(StrEnum):

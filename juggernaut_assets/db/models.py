@@ -169,6 +169,8 @@ class PrTracking(Base):
     checks_state: Mapped[str | None] = mapped_column(sa.String(20))
     merge_commit_sha: Mapped[str | None] = mapped_column(sa.Text)
     last_polled_at: Mapped[datetime | None]
+    node_id: Mapped[str | None] = mapped_column(sa.Text)
+    """GraphQL node id of the pull request, so `pr_state_sensor` can read it by `nodes(ids:)`."""
 
     __table_args__ = (sa.UniqueConstraint("repo", "pr_number", name="uq_pr_tracking_repo_pr"),)
 

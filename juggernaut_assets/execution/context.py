@@ -11,6 +11,7 @@ from sqlalchemy.engine import Engine
 
 from juggernaut_assets.execution.tools.toolbox import ToolBox
 from juggernaut_assets.resources.github import GitHubResource
+from juggernaut_assets.resources.llm import LlmResource
 
 
 @dataclass
@@ -23,3 +24,4 @@ class TaskContext:
     tools: ToolBox
     github: GitHubResource
     log: logging.Logger | Any
+    llm: LlmResource | None = None

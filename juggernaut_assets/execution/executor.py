@@ -35,6 +35,7 @@ from juggernaut_assets.execution.registry import canonical_task_type
 from juggernaut_assets.execution.tools.toolbox import ToolBox
 from juggernaut_assets.execution.verify import VerifyEnv, verify_artifacts
 from juggernaut_assets.resources.github import GitHubResource
+from juggernaut_assets.resources.llm import LlmResource
 from juggernaut_assets.resources.task_tools import TaskToolsResource
 from juggernaut_assets.tasks.claim import run_worker
 from juggernaut_assets.tasks.lease import Heartbeat
@@ -56,6 +57,7 @@ class ExecutionEnv:
     http: httpx.Client
     instance: dg.DagsterInstance | None = None
     log: Any = log
+    llm: LlmResource | None = None
 
 
 @dataclass(frozen=True)
@@ -96,6 +98,7 @@ def _execute(task: ClaimedTask, env: ExecutionEnv, worker: str | None) -> TaskOu
         tools=ToolBox(env.engine, task.id, env.tools, task_dir, env.http, worker=worker),
         github=env.github,
         log=env.log,
+        llm=env.llm,
     )
     try:
         result = HANDLERS[handler_name](ctx)

@@ -40,6 +40,7 @@ class OpenedPullRequest:
     head_sha: str
     created: bool
     files_committed: list[str]
+    node_id: str | None = None
 
 
 def branch_for_task(task_id: str) -> str:
@@ -97,31 +98,53 @@ def github_call(action: str, not_found: str | None = None) -> Iterator[None]:
         raise translate(exc, action, not_found) from None
 
 
-def _ref_sha(repo: Repository, branch: str, not_found: str | None = None) -> str:
-    with github_call(f"reading branch {branch} of {repo.full_name}", not_found):
-        return repo.get_git_ref(f"heads/{branch}").object.sha
+def repository(client: Github, name: str) -> Repository:
+    """`name` as a lazy repository: no request until an attribute GitHub must send is read.
+
+    Built on the client's own requester (PyGithub's `get_repo(name, lazy=True)` would make a
+    new requester each time, losing the client's shared pacing and connection pool). Its
+    `full_name` comes from the URL, so reading it costs nothing.
+    """
+    return Repository(client.requester, url=f"/repos/{name}", completed=False)
 
 
-def _ensure_branch(repo: Repository, branch: str, base_sha: str) -> None:
+def _ref_sha(client: Github, repo: Repository, branch: str, missing_base: bool = False) -> str:
+    action = f"reading branch {branch} of {repo.full_name}"
     try:
-        repo.get_git_ref(f"heads/{branch}")
-        return
+        return repo.get_git_ref(f"heads/{branch}").object.sha
     except GithubException as exc:
-        if exc.status != 404:
-            raise translate(exc, f"reading branch {branch}") from None
+        if exc.status == 404 and missing_base:
+            raise _missing_repo_or_base(client, repo.full_name, branch) from None
+        raise translate(exc, action) from None
     except requests.RequestException as exc:
-        raise translate(exc, f"reading branch {branch}") from None
+        raise translate(exc, action) from None
+
+
+def _missing_repo_or_base(client: Github, name: str, base: str) -> TaskRejected:
+    """Which of the repository and its base branch GitHub's 404 meant (one more request)."""
+    with github_call(
+        f"reading repository {name}",
+        f"repository {name} does not exist, or the token cannot see it",
+    ):
+        repository(client, name).complete()
+    return TaskRejected(f"base branch '{base}' does not exist in {name}")
+
+
+def _create_branch(repo: Repository, branch: str, base_sha: str) -> bool:
+    """Create `branch` at `base_sha`; False when it already exists (an earlier attempt's)."""
     try:
         repo.create_git_ref(f"refs/heads/{branch}", base_sha)
     except GithubException as exc:
-        if exc.status != 422 or "already exists" not in _github_message(exc):
-            raise translate(exc, f"creating branch {branch}") from None
+        if exc.status == 422 and "already exists" in _github_message(exc):
+            return False
+        raise translate(exc, f"creating branch {branch}") from None
     except requests.RequestException as exc:
         raise translate(exc, f"creating branch {branch}") from None
+    return True
 
 
-def _write_file(repo: Repository, branch: str, change: FileWrite, message: str) -> bool:
-    """Commit `change` on `branch` unless the file already holds it; True when committed."""
+def _write_file(repo: Repository, branch: str, change: FileWrite, message: str) -> str | None:
+    """Commit `change` on `branch` unless the file already holds it; the new commit's sha."""
     wanted = change.content.encode()
     current_sha = None
     try:
@@ -135,20 +158,37 @@ def _write_file(repo: Repository, branch: str, change: FileWrite, message: str) 
         if isinstance(current, list):
             raise TaskRejected(f"{change.path} is a directory in {repo.full_name}, not a file")
         if current.encoding == "base64" and current.decoded_content == wanted:
-            return False
+            return None
         current_sha = current.sha
     with github_call(f"committing {change.path} on {branch}"):
         if current_sha is None:
-            repo.create_file(change.path, message, wanted, branch=branch)
+            written = repo.create_file(change.path, message, wanted, branch=branch)
         else:
-            repo.update_file(change.path, message, wanted, current_sha, branch=branch)
-    return True
+            written = repo.update_file(change.path, message, wanted, current_sha, branch=branch)
+    return written["commit"].sha
 
 
 def _open_pull(repo: Repository, owner: str, branch: str, base: str) -> PullRequest | None:
     with github_call(f"listing pull requests of {repo.full_name}"):
         pulls = repo.get_pulls(state="open", head=f"{owner}:{branch}", base=base)
         return next(iter(pulls), None)
+
+
+def _create_pull(
+    repo: Repository, owner: str, branch: str, base: str, title: str, body: str
+) -> tuple[PullRequest, bool]:
+    """Open the pull request (True), or after GitHub's 422 find the one a racing attempt
+    opened (False)."""
+    action = f"opening a pull request from {branch} into {base}"
+    try:
+        return repo.create_pull(base=base, head=branch, title=title, body=body), True
+    except GithubException as exc:
+        pull = _open_pull(repo, owner, branch, base) if exc.status == 422 else None
+        if pull is None:
+            raise translate(exc, action) from None
+        return pull, False
+    except requests.RequestException as exc:
+        raise translate(exc, action) from None
 
 
 def open_pull_request(
@@ -161,34 +201,34 @@ def open_pull_request(
     body: str,
     changes: Sequence[FileWrite],
 ) -> OpenedPullRequest:
-    """Branch from `base`, commit each change on it, and open (or find) the pull request."""
-    with github_call(
-        f"reading repository {repo_name}",
-        f"repository {repo_name} does not exist, or the token cannot see it",
-    ):
-        repo = client.get_repo(repo_name)
-    base_sha = _ref_sha(repo, base, f"base branch '{base}' does not exist in {repo_name}")
-    _ensure_branch(repo, branch, base_sha)
-    committed = [
-        c.path for c in changes if _write_file(repo, branch, c, f"{title}: {c.path}\n\n{body}")
-    ]
-    head_sha = _ref_sha(repo, branch)
+    """Branch from `base`, commit each change on it, and open (or find) the pull request.
+
+    A first attempt costs 3 + 2 per changed file requests: read `base`, create the branch, read
+    and write each file, open the pull request. A retry finds the branch through GitHub's 422,
+    skips files that already hold their content, and looks for an open pull request before
+    opening one.
+    """
+    repo = repository(client, repo_name)
+    base_sha = _ref_sha(client, repo, base, missing_base=True)
+    fresh = _create_branch(repo, branch, base_sha)
+    head_sha: str | None = base_sha if fresh else None
+    committed = []
+    for change in changes:
+        sha = _write_file(repo, branch, change, f"{title}: {change.path}\n\n{body}")
+        if sha is not None:
+            committed.append(change.path)
+            head_sha = sha
     owner = repo_name.split("/", 1)[0]
-    pull, created = _open_pull(repo, owner, branch, base), False
+    pull, created = (None if fresh else _open_pull(repo, owner, branch, base)), False
     if pull is None:
+        if head_sha is None:
+            head_sha = _ref_sha(client, repo, branch)
         if head_sha == base_sha:
             raise TaskRejected(
                 f"the changes are already on {base} in {repo_name}: "
                 "there is nothing to open a pull request for"
             )
-        try:
-            pull, created = repo.create_pull(base=base, head=branch, title=title, body=body), True
-        except GithubException as exc:
-            pull = _open_pull(repo, owner, branch, base) if exc.status == 422 else None
-            if pull is None:
-                raise translate(exc, f"opening a pull request from {branch} into {base}") from None
-        except requests.RequestException as exc:
-            raise translate(exc, f"opening a pull request from {branch} into {base}") from None
+        pull, created = _create_pull(repo, owner, branch, base, title, body)
     return OpenedPullRequest(
         repo=repo_name,
         number=pull.number,
@@ -198,6 +238,7 @@ def open_pull_request(
         head_sha=pull.head.sha,
         created=created,
         files_committed=committed,
+        node_id=pull.node_id,
     )
 
 
@@ -207,7 +248,7 @@ def check_pull_request(client: Github, details: dict[str, Any]) -> str | None:
     if not (isinstance(repo, str) and isinstance(number, int) and isinstance(head_sha, str)):
         return "pull request artifact needs repo, number and head_sha"
     try:
-        pull = client.get_repo(repo).get_pull(number)
+        pull = repository(client, repo).get_pull(number)
         actual = pull.head.sha
     except GithubException as exc:
         if exc.status == 404:

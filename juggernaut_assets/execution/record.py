@@ -81,6 +81,36 @@ def record_outcome(engine: Engine, outcome: TaskOutcome, worker: str) -> bool:
     return True
 
 
+def settle_waiting_task(
+    engine: Engine,
+    outcome: TaskOutcome,
+    worker: str,
+    from_statuses: Iterable[str],
+    values: dict[str, Any] | None = None,
+) -> bool:
+    """Move a task that waits outside a run (e.g. on its pull request) to the outcome's state.
+
+    A compare-and-set on the task's status: False (nothing written) when it is no longer in
+    one of `from_statuses`, so a transition seen twice is applied once. `worker` (the run that
+    settles it) becomes `assigned_worker`, so the sensor's reconciliation of lost events waits
+    for that run to end. `values` replaces the columns derived from the outcome.
+    """
+    now = utcnow()
+    changes = values if values is not None else _final_values(outcome, now)
+    changes = {**changes, "event_pending": True, "assigned_worker": worker, "updated_at": now}
+    with engine.begin() as conn:
+        moved = conn.execute(
+            T.update()
+            .where(T.c.id == outcome.task_id, T.c.status.in_(list(from_statuses)))
+            .values(**changes)
+        ).rowcount
+        if not moved:
+            return False
+        _insert_artifacts(conn, outcome, now)
+    outcome.recorded = True
+    return True
+
+
 def _final_values(outcome: TaskOutcome, now: datetime) -> dict[str, Any]:
     if outcome.ending in (Ending.COMPLETED, Ending.AWAITING):
         completed = outcome.ending is Ending.COMPLETED

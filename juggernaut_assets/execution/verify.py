@@ -17,6 +17,7 @@ from sqlalchemy.engine import Engine
 
 from juggernaut_assets.db.enums import ArtifactKind
 from juggernaut_assets.db.models import ToolCall
+from juggernaut_assets.execution.github_merge import check_merge_commit
 from juggernaut_assets.execution.github_pr import check_pull_request
 from juggernaut_assets.execution.outcome import Artifact
 from juggernaut_assets.resources.github import GitHubResource
@@ -226,6 +227,13 @@ def _verify_pull_request(artifact: Artifact, env: VerifyEnv) -> str | None:
     return check_pull_request(env.github.client(), artifact.details)
 
 
+def _verify_merge_commit(artifact: Artifact, env: VerifyEnv) -> str | None:
+    """A `merge_commit`: the pull request is merged by this commit, which is on its base."""
+    if env.github is None or not env.github.configured:
+        return "no GitHub access to check the merge against"
+    return check_merge_commit(env.github.client(), artifact.details)
+
+
 VERIFIERS: dict[ArtifactKind, Verifier] = {
     ArtifactKind.FILE: _verify_file,
     ArtifactKind.QUERY_RESULT: _verify_query_result,
@@ -233,6 +241,7 @@ VERIFIERS: dict[ArtifactKind, Verifier] = {
     ArtifactKind.MESSAGE: _verify_tool_call,
     ArtifactKind.ASSET_MATERIALIZATION: _verify_materialization,
     ArtifactKind.PULL_REQUEST: _verify_pull_request,
+    ArtifactKind.MERGE_COMMIT: _verify_merge_commit,
 }
 
 

@@ -15,6 +15,7 @@ from juggernaut_assets.execution.executor import ExecutionEnv, run_batch
 from juggernaut_assets.execution.record import mark_events_reported
 from juggernaut_assets.resources.github import GitHubResource
 from juggernaut_assets.resources.governance_db import GovernanceDB
+from juggernaut_assets.resources.llm import LlmResource
 from juggernaut_assets.resources.task_tools import TaskToolsResource
 
 BATCH_TAG = "juggernaut/batch"
@@ -34,6 +35,7 @@ def execute_task_batch(
     governance_db: GovernanceDB,
     task_tools: TaskToolsResource,
     github: GitHubResource,
+    llm: LlmResource,
 ) -> None:
     counts: Counter[str] = Counter()
     with httpx.Client(headers={"User-Agent": USER_AGENT}, follow_redirects=False) as http:
@@ -45,6 +47,7 @@ def execute_task_batch(
             http=http,
             instance=context.instance,
             log=context.log,
+            llm=llm,
         )
         reported: list[str] = []
         try:

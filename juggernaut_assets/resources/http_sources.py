@@ -23,6 +23,7 @@ import httpx
 import pydantic
 import tenacity
 
+from juggernaut_assets.lib.github_urls import PUBLIC_API, same_origin
 from juggernaut_assets.lib.sources.base import Source, SourceRequest
 from juggernaut_assets.resources.replay import ReplayTransport
 
@@ -84,8 +85,13 @@ class HttpSources(dg.ConfigurableResource):
 
     - `mode`: `live` (default) or `replay` (bundled recorded responses, no network; bound from
       `JUGGERNAUT_SOURCE_MODE`). Asset metadata says which (`source_mode`).
-    - `github_token`: optional, from `GITHUB_TOKEN`; raises GitHub's search rate limit. Sent
-      only with the GitHub source's requests, never logged or put in metadata.
+    - `github_token`: optional, from `GITHUB_TOKEN`; raises GitHub's search rate limit. Never
+      logged or put in metadata.
+    - `github_api_url`: the GitHub API the token belongs to, from `JUGGERNAUT_GITHUB_API_URL`
+      (default `https://api.github.com`). The token goes only with the GitHub source's
+      requests to that origin (scheme, host, port); httpx drops it on a redirect elsewhere.
+      The search itself asks public GitHub (or `base_urls["github"]`), so with a GitHub
+      Enterprise token it runs keyless.
     - `base_urls`: per-source base URL overrides (`{"github": "http://127.0.0.1:8000/"}`), for
       mirrors and the tests' local servers.
     - `timeout_seconds`, `max_attempts`, `backoff_seconds` (first retry delay, doubling, with
@@ -95,6 +101,7 @@ class HttpSources(dg.ConfigurableResource):
 
     mode: SourceMode = SourceMode.LIVE
     github_token: str | None = None
+    github_api_url: str = PUBLIC_API
     base_urls: dict[str, str] = pydantic.Field(default_factory=dict)
     user_agent: str = "juggernaut-assets/0.1 (trend and domain research; python-httpx)"
     contact: str | None = None
@@ -125,9 +132,17 @@ class HttpSources(dg.ConfigurableResource):
         headers = dict(request.headers)
         agent = headers.get("User-Agent", self.user_agent)
         headers["User-Agent"] = f"{agent} contact: {self.contact}" if self.contact else agent
-        if self.github_token and request.source == Source.GITHUB:
+        if self._sends_github_token(request):
             headers["Authorization"] = f"Bearer {self.github_token}"
         return headers
+
+    def _sends_github_token(self, request: SourceRequest) -> bool:
+        """True for a GitHub source request to the origin the token belongs to."""
+        return bool(
+            self.github_token
+            and request.source == Source.GITHUB
+            and same_origin(request.url, self.github_api_url)
+        )
 
     def _wait(self, state: tenacity.RetryCallState) -> float:
         outcome = state.outcome

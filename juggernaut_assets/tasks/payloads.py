@@ -71,6 +71,8 @@ class CodePayload(Payload):
     title: str | None = None
     changes: list[FileChange] | None = None
     instruction: str | None = None
+    paths: list[str] | None = None
+    """For a generated change: the files to show the model (else a search of the tree)."""
 
     @pydantic.model_validator(mode="after")
     def _changes_or_instruction(self) -> CodePayload:

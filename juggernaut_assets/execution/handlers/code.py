@@ -2,8 +2,9 @@
 
 The handler opens a pull request and leaves the task `awaiting_pr_merge`; nothing is merged
 here. It runs only with a GitHub token, for a repository in `JUGGERNAUT_GITHUB_REPOS` (or one
-an operator approved for this task), and only for explicit file changes: there is no code
-generator, so an `instruction` alone blocks the task instead of pretending.
+an operator approved for this task). The files come from the payload's `changes`, or, for an
+`instruction` without them, from a model (`execution/codegen.py`; blocked when no model is
+configured). Either way the change is only proposed: the task is done when its PR is merged.
 """
 
 from __future__ import annotations
@@ -15,6 +16,14 @@ import sqlalchemy as sa
 
 from juggernaut_assets.db.enums import ArtifactKind, TaskStatus
 from juggernaut_assets.db.models import GovernanceTask, PrTracking, ToolCall, new_id, utcnow
+from juggernaut_assets.execution.codegen import (
+    GeneratedChange,
+    generate_change,
+    has_open_pull_request,
+    pr_body,
+    pr_title,
+    require_llm,
+)
 from juggernaut_assets.execution.context import TaskContext
 from juggernaut_assets.execution.github_pr import (
     FileWrite,
@@ -33,10 +42,6 @@ from juggernaut_assets.execution.outcome import (
 from juggernaut_assets.tasks.payloads import CodePayload, validate_payload
 
 GITHUB_NOT_CONFIGURED = "GITHUB_TOKEN is not configured"
-NO_CODE_GENERATOR = (
-    "this task asks for a generated change ('instruction' without 'changes'), and no code "
-    "generator (LLM) is configured: give the file contents in 'changes'"
-)
 TOOL_NAME = "github_pull_request"
 PR_OPEN = "open"
 
@@ -50,7 +55,8 @@ def _approved(ctx: TaskContext) -> bool:
     return bool(who)
 
 
-def _check_policy(ctx: TaskContext, payload: CodePayload) -> list[FileWrite]:
+def _check_policy(ctx: TaskContext, payload: CodePayload) -> list[FileWrite] | None:
+    """The payload's explicit writes, or None for a generated change (a model is configured)."""
     if not ctx.github.configured:
         raise TaskBlocked(GITHUB_NOT_CONFIGURED)
     if not ctx.github.allows(payload.repo) and not _approved(ctx):
@@ -58,9 +64,10 @@ def _check_policy(ctx: TaskContext, payload: CodePayload) -> list[FileWrite]:
             f"repository {payload.repo} is not in JUGGERNAUT_GITHUB_REPOS: approve this task "
             "to let it open a pull request there, or add the repository to the list"
         )
-    if not payload.changes:
-        raise TaskBlocked(NO_CODE_GENERATOR)
-    return [FileWrite(c.path, c.content) for c in payload.changes]
+    if payload.changes:
+        return [FileWrite(c.path, c.content) for c in payload.changes]
+    require_llm(ctx)
+    return None
 
 
 def upsert_pr_tracking(ctx: TaskContext, pr: OpenedPullRequest) -> None:
@@ -73,6 +80,7 @@ def upsert_pr_tracking(ctx: TaskContext, pr: OpenedPullRequest) -> None:
         "current_state": PR_OPEN,
         "branch": pr.branch,
         "head_sha": pr.head_sha,
+        "node_id": pr.node_id,
         "updated_at": now,
     }
     key = (table.c.repo == pr.repo, table.c.pr_number == pr.number)
@@ -139,12 +147,26 @@ def _scrub(message: str, token: str | None) -> str:
 
 
 def run_code_task(ctx: TaskContext) -> HandlerResult:
-    """Open (or, on a retry, find) the task's pull request; the task then awaits its merge."""
+    """Open (or, on a retry, find) the task's pull request; the task then awaits its merge.
+
+    For an instruction, the model's edits are the changes (a retry whose pull request is open
+    re-finds it without asking the model again); the PR body carries the instruction and the
+    model, and the result carries the model calls as `llm_exchange` artifacts.
+    """
     payload = validate_payload(CodePayload, ctx.payload)
-    changes = _check_policy(ctx, payload)
+    explicit = _check_policy(ctx, payload)
+    generated: GeneratedChange | None = None
+    if explicit is not None:
+        changes = explicit
+        title = payload.title or f"Juggernaut task {ctx.task_id}"
+        body = f"Opened by Juggernaut for task `{ctx.task_id}`."
+    else:
+        if not has_open_pull_request(ctx, payload.repo):
+            generated = generate_change(ctx, payload)
+        changes = generated.writes if generated else []
+        title = pr_title(payload)
+        body = pr_body(ctx.task_id, payload.instruction or "", generated)
     branch = branch_for_task(ctx.task_id)
-    title = payload.title or f"Juggernaut task {ctx.task_id}"
-    body = f"Opened by Juggernaut for task `{ctx.task_id}`."
     args = {
         "repo": payload.repo,
         "base": payload.base,
@@ -170,6 +192,11 @@ def run_code_task(ctx: TaskContext) -> HandlerResult:
     _record_call(ctx, args, started, pr, None)
     upsert_pr_tracking(ctx, pr)
     opened = "opened" if pr.created else "found the open"
+    by_model = (
+        f"; {len(changes)} file(s) written by {generated.model} in {generated.rounds} round(s)"
+        if generated
+        else ""
+    )
     return HandlerResult(
         artifacts=[
             Artifact(
@@ -183,12 +210,13 @@ def run_code_task(ctx: TaskContext) -> HandlerResult:
                     "head_sha": pr.head_sha,
                     "base": pr.base,
                 },
-            )
+            ),
+            *(generated.artifacts if generated else []),
         ],
         summary=(
             f"{opened} pull request {pr.repo}#{pr.number} from {pr.branch} into {pr.base} "
-            f"({len(pr.files_committed)} of {len(changes)} file(s) committed in this attempt); "
-            "awaiting merge"
+            f"({len(pr.files_committed)} of {len(changes)} file(s) committed in this "
+            f"attempt{by_model}); awaiting merge"
         ),
         status=TaskStatus.AWAITING_PR_MERGE,
     )
