@@ -54,6 +54,8 @@ class ArtifactKind(StrEnum):
     ASSET_MATERIALIZATION = "asset_materialization"
     DOMAIN_REGISTRATION = "domain_registration"
     LLM_EXCHANGE = "llm_exchange"
+    DNS_RECORD = "dns_record"
+    EMAIL_MESSAGE = "email_message"
 
 
 class PrState(StrEnum):
@@ -103,3 +105,11 @@ class ExperimentStatus(StrEnum):
     FAILED = "failed"
     ROLLED_BACK = "rolled_back"
     CANCELLED = "cancelled"
+
+
+class SpendState(StrEnum):
+    """`spend_ledger.state`."""
+
+    RESERVED = "reserved"
+    CHARGED = "charged"
+    RELEASED = "released"

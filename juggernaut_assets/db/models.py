@@ -278,4 +278,33 @@ class DomainCheck(Base):
     error: Mapped[str | None] = mapped_column(sa.Text)
 
 
+class SpendLedger(Base):
+    """(ours) Every amount the platform commits to spend: reserved inside the transaction that
+    checks the budget, then `charged` (the registrar took the order) or `released`."""
+
+    __tablename__ = "spend_ledger"
+
+    id: Mapped[str] = mapped_column(UuidStr, primary_key=True, default=new_id)
+    task_id: Mapped[str | None] = mapped_column(UuidStr, index=True)
+    experiment_id: Mapped[str | None] = mapped_column(UuidStr, index=True)
+    category: Mapped[str] = mapped_column(sa.String(50))
+    amount: Mapped[float] = mapped_column(sa.Numeric(12, 2, asdecimal=False))
+    currency: Mapped[str] = mapped_column(sa.String(3), default="USD")
+    external_id: Mapped[str | None] = mapped_column(sa.Text)
+    state: Mapped[str] = mapped_column(sa.String(20))
+    details: Mapped[Any | None] = mapped_column(Json)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+    updated_at: Mapped[datetime | None] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class EmailSuppression(Base):
+    """(ours) Addresses never to be mailed (lower case), whatever a task asks."""
+
+    __tablename__ = "email_suppressions"
+
+    address: Mapped[str] = mapped_column(sa.Text, primary_key=True)
+    reason: Mapped[str | None] = mapped_column(sa.Text)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
 metadata = Base.metadata
