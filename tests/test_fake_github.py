@@ -9,27 +9,11 @@ import github
 import httpx
 import pytest
 
+from juggernaut_assets.lib.pr_query import FRAGMENT
 from tests.fakes.github_server import FakeGitHub
 
 TOKEN = "fake-github-token"
 REPO = "acme/app"
-FRAGMENT = """
-fragment S on PullRequest {
-  id number state merged isDraft mergeable mergeStateStatus reviewDecision
-  headRefOid headRefName baseRefName mergedAt closedAt updatedAt url
-  mergedBy { login } mergeCommit { oid }
-  repository { nameWithOwner }
-  timelineItems(last: 1, itemTypes: [CLOSED_EVENT]) {
-    nodes { ... on ClosedEvent { actor { login } createdAt } }
-  }
-  commits(last: 1) { nodes { commit { oid statusCheckRollup { state contexts(first: 50) {
-    totalCount
-    nodes {
-      __typename ... on CheckRun { name status conclusion } ... on StatusContext { context state }
-    }
-  } } } } }
-}
-"""
 
 
 @pytest.fixture

@@ -19,7 +19,13 @@ from github import Github, GithubException, RateLimitExceededException
 from github.PullRequest import PullRequest
 from github.Repository import Repository
 
-from juggernaut_assets.execution.outcome import RetriableError, TaskBlocked, TaskRejected
+from juggernaut_assets.db.enums import ArtifactKind
+from juggernaut_assets.execution.outcome import (
+    Artifact,
+    RetriableError,
+    TaskBlocked,
+    TaskRejected,
+)
 
 BRANCH_PREFIX = "juggernaut/"
 
@@ -41,6 +47,18 @@ class OpenedPullRequest:
     created: bool
     files_committed: list[str]
     node_id: str | None = None
+
+
+def pull_request_artifact(
+    repo: str, number: int, url: str | None, head_sha: str | None, **details: Any
+) -> Artifact:
+    """The `pull_request` artifact its verifier checks: the PR exists with this head."""
+    return Artifact(
+        kind=ArtifactKind.PULL_REQUEST,
+        uri=url,
+        external_id=str(number),
+        details={"repo": repo, "number": number, "head_sha": head_sha, **details},
+    )
 
 
 def branch_for_task(task_id: str) -> str:

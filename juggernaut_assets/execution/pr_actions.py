@@ -23,7 +23,7 @@ from juggernaut_assets.db.models import GovernanceTask, PrTracking, utcnow
 from juggernaut_assets.execution import pr_store
 from juggernaut_assets.execution.call_log import recorded_call
 from juggernaut_assets.execution.github_merge import commit_url
-from juggernaut_assets.execution.github_pr import repository
+from juggernaut_assets.execution.github_pr import pull_request_artifact, repository
 from juggernaut_assets.execution.outcome import Artifact, Ending, TaskOutcome
 from juggernaut_assets.execution.pr_store import SETTLING_STATUSES, FollowedPr
 from juggernaut_assets.execution.record import settle_waiting_task
@@ -262,17 +262,13 @@ def _settle_merged(env: PrEnv, pr: FollowedPr, action: PrAction) -> ActionResult
             external_id=sha,
             details={"repo": pr.repo, "number": pr.number, "sha": sha, "base": base},
         ),
-        Artifact(
-            kind=ArtifactKind.PULL_REQUEST,
-            uri=pr.url,
-            external_id=str(pr.number),
-            details={
-                "repo": pr.repo,
-                "number": pr.number,
-                "head_sha": pr.head_sha,
-                "base": base,
-                "merged_by": pr.ours.get("merged_by"),
-            },
+        pull_request_artifact(
+            pr.repo,
+            pr.number,
+            pr.url,
+            pr.head_sha,
+            base=base,
+            merged_by=pr.ours.get("merged_by"),
         ),
     ]
     args = _call_args(pr, sha=sha, base=base)

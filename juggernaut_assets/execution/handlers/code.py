@@ -14,7 +14,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from juggernaut_assets.db.enums import ArtifactKind, TaskStatus
+from juggernaut_assets.db.enums import TaskStatus
 from juggernaut_assets.db.models import GovernanceTask, PrTracking, ToolCall, new_id, utcnow
 from juggernaut_assets.execution.codegen import (
     GeneratedChange,
@@ -30,9 +30,9 @@ from juggernaut_assets.execution.github_pr import (
     OpenedPullRequest,
     branch_for_task,
     open_pull_request,
+    pull_request_artifact,
 )
 from juggernaut_assets.execution.outcome import (
-    Artifact,
     HandlerResult,
     NeedsApproval,
     RetriableError,
@@ -199,17 +199,8 @@ def run_code_task(ctx: TaskContext) -> HandlerResult:
     )
     return HandlerResult(
         artifacts=[
-            Artifact(
-                kind=ArtifactKind.PULL_REQUEST,
-                uri=pr.url,
-                external_id=str(pr.number),
-                details={
-                    "repo": pr.repo,
-                    "number": pr.number,
-                    "branch": pr.branch,
-                    "head_sha": pr.head_sha,
-                    "base": pr.base,
-                },
+            pull_request_artifact(
+                pr.repo, pr.number, pr.url, pr.head_sha, branch=pr.branch, base=pr.base
             ),
             *(generated.artifacts if generated else []),
         ],
