@@ -15,7 +15,7 @@ from juggernaut_assets import settings
 from juggernaut_assets.db.engine import make_engine, redact_url
 from juggernaut_assets.db.enums import Priority
 from juggernaut_assets.db.migrate import upgrade
-from juggernaut_assets.db.models import GovernanceTask, TaskArtifact, ToolCall
+from juggernaut_assets.db.models import GovernanceTask, PrTracking, TaskArtifact, ToolCall
 from juggernaut_assets.db.rollups import rebuild_sums, rollups_installed
 from juggernaut_assets.tasks import settle
 from juggernaut_assets.tasks.create import add_task
@@ -189,6 +189,49 @@ def tasks_list(status: str | None, limit: int) -> None:
         for row in conn.execute(query.limit(limit)):
             error = f"  {row.error_message}" if row.error_message else ""
             click.echo(f"{row.id}  {row.task_type:<18} {row.status:<17}{error}")
+
+
+@main.group()
+def prs() -> None:
+    """Pull requests opened for tasks, as `pr_state_sensor` last saw them."""
+
+
+@prs.command("list")
+@click.option("--state", help="open, closed or merged (default: all)")
+@click.option("--limit", default=50, show_default=True)
+def prs_list(state: str | None, limit: int) -> None:
+    """One line per tracked pull request: state, merge state, checks, review, task."""
+    p, t = PrTracking.__table__, GovernanceTask.__table__
+    query = (
+        sa.select(
+            p.c.repo,
+            p.c.pr_number,
+            p.c.current_state,
+            p.c.merge_state,
+            p.c.checks_state,
+            p.c.review_status,
+            p.c.last_polled_at,
+            p.c.task_id,
+            t.c.status.label("task_status"),
+        )
+        .select_from(p.outerjoin(t, t.c.id == p.c.task_id))
+        .order_by(p.c.updated_at.desc())
+        .limit(limit)
+    )
+    if state:
+        query = query.where(p.c.current_state == state)
+    with _engine().connect() as conn:
+        rows = conn.execute(query).all()
+    if not rows:
+        click.echo("no tracked pull requests")
+    for r in rows:
+        polled = f"{r.last_polled_at:%Y-%m-%d %H:%M}" if r.last_polled_at else "never polled"
+        click.echo(
+            f"{r.repo}#{r.pr_number:<6} {r.current_state or '?':<7} "
+            f"merge={r.merge_state or '?':<8} checks={r.checks_state or '?':<8} "
+            f"review={r.review_status or '?':<17} {polled}  task {r.task_id} "
+            f"({r.task_status or 'no task'})"
+        )
 
 
 def _decide(action: Any, task_id: str, *args: Any) -> None:

@@ -7,6 +7,7 @@ from click.testing import CliRunner
 
 from juggernaut_assets.cli import main
 from juggernaut_assets.db.engine import make_engine
+from juggernaut_assets.db.models import PrTracking, new_id
 from juggernaut_assets.demo import DEMO_TASKS
 from juggernaut_assets.tasks.claim import claim_tasks
 
@@ -94,3 +95,23 @@ def test_a_task_id_is_accepted_in_any_uuid_spelling(cli):
     task_id = cli("tasks", "add", "analysis", "--payload", '{"sql": "SELECT 1"}')
     shown = json.loads(cli("tasks", "show", task_id.upper().replace("-", ""), "--json"))
     assert shown["id"] == task_id
+
+
+def test_prs_list_shows_what_the_sensor_saw(cli, db_url):
+    assert cli("prs", "list") == "no tracked pull requests"
+    with make_engine(db_url).begin() as conn:
+        conn.execute(
+            PrTracking.__table__.insert().values(
+                id=new_id(),
+                repo="acme/app",
+                pr_number=7,
+                current_state="open",
+                merge_state="behind",
+                checks_state="pending",
+                review_status="none",
+            )
+        )
+    out = cli("prs", "list", "--state", "open")
+    assert "acme/app#7" in out and "merge=behind" in out and "checks=pending" in out
+    assert "never polled" in out and "no task" in out
+    assert cli("prs", "list", "--state", "merged") == "no tracked pull requests"
