@@ -24,6 +24,7 @@ from juggernaut_assets.assets.task_audit import task_completion_audit
 from juggernaut_assets.assets.task_runs import task_runs
 from juggernaut_assets.jobs.execute_tasks import execute_tasks
 from juggernaut_assets.jobs.pull_requests import settle_pull_requests
+from juggernaut_assets.lib.sources.rdap import BOOTSTRAP_URL as RDAP_BOOTSTRAP_URL
 from juggernaut_assets.resources.github import GitHubResource
 from juggernaut_assets.resources.governance_db import GovernanceDB
 from juggernaut_assets.resources.http_sources import HttpSources
@@ -34,8 +35,14 @@ from juggernaut_assets.resources.llm import (
     LlmResource,
 )
 from juggernaut_assets.resources.polars_io import PolarsParquetIOManager
+from juggernaut_assets.resources.registrar import DEFAULT_URL as REGISTRAR_URL
+from juggernaut_assets.resources.registrar import NameComRegistrar
 from juggernaut_assets.resources.task_queue import TaskQueueResource
-from juggernaut_assets.resources.task_tools import DEFAULT_MAX_BODY_BYTES, TaskToolsResource
+from juggernaut_assets.resources.task_tools import (
+    DEFAULT_EMAIL_DAILY_CAP,
+    DEFAULT_MAX_BODY_BYTES,
+    TaskToolsResource,
+)
 from juggernaut_assets.sensors.new_tasks import new_tasks_sensor
 from juggernaut_assets.sensors.pr_state import pr_state_sensor
 from juggernaut_assets.sensors.scan_runs import SCAN_RUN_SENSORS
@@ -88,6 +95,19 @@ RESOURCES = {
         http_max_body_bytes=int(
             os.environ.get("JUGGERNAUT_HTTP_MAX_BODY_BYTES") or DEFAULT_MAX_BODY_BYTES
         ),
+        smtp_url=_optional_env("JUGGERNAUT_SMTP_URL"),
+        smtp_username=_optional_env("JUGGERNAUT_SMTP_USERNAME"),
+        smtp_password=_optional_env("JUGGERNAUT_SMTP_PASSWORD"),
+        email_from=os.environ.get("JUGGERNAUT_EMAIL_FROM") or None,
+        email_daily_cap=int(
+            os.environ.get("JUGGERNAUT_EMAIL_DAILY_CAP") or DEFAULT_EMAIL_DAILY_CAP
+        ),
+        email_unsubscribe=settings.env_list("JUGGERNAUT_EMAIL_UNSUBSCRIBE"),
+        smtp_ca_file=os.environ.get("JUGGERNAUT_SMTP_CA_FILE") or None,
+        smtp_allow_plaintext_loopback=os.environ.get("JUGGERNAUT_SMTP_ALLOW_PLAINTEXT_LOOPBACK", "")
+        .strip()
+        .lower()
+        in {"1", "true", "yes"},
     ),
     "github": GitHubResource(
         token=_optional_env("GITHUB_TOKEN"),
@@ -105,6 +125,14 @@ RESOURCES = {
         daily_budget_usd=float(
             os.environ.get("JUGGERNAUT_LLM_DAILY_BUDGET_USD") or DEFAULT_DAILY_BUDGET_USD
         ),
+    ),
+    "registrar": NameComRegistrar(
+        url=os.environ.get("JUGGERNAUT_REGISTRAR_URL") or REGISTRAR_URL,
+        username=_optional_env("NAMECOM_USERNAME"),
+        token=_optional_env("NAMECOM_TOKEN"),
+        spend_limit_usd_per_day=float(os.environ.get("JUGGERNAUT_SPEND_LIMIT_USD_PER_DAY") or 0),
+        forsale_target=os.environ.get("JUGGERNAUT_FORSALE_TARGET") or None,
+        rdap_bootstrap_url=os.environ.get("JUGGERNAUT_RDAP_BOOTSTRAP_URL") or RDAP_BOOTSTRAP_URL,
     ),
     "http_sources": HttpSources(
         mode=os.environ.get("JUGGERNAUT_SOURCE_MODE", "live"),

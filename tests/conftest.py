@@ -26,6 +26,7 @@ from juggernaut_assets.resources.governance_db import GovernanceDB
 from juggernaut_assets.resources.http_sources import HttpSources
 from juggernaut_assets.resources.llm import LlmResource
 from juggernaut_assets.resources.polars_io import PolarsParquetIOManager
+from juggernaut_assets.resources.registrar import NameComRegistrar
 from juggernaut_assets.resources.task_queue import TaskQueueResource
 from juggernaut_assets.resources.task_tools import TaskToolsResource
 from tests.fakes.http_server import LocalHTTPServer
@@ -42,6 +43,11 @@ for _name in (
     "SLACK_WEBHOOK_URL",
     "JUGGERNAUT_LLM_API_KEY",
     "OPENROUTER_API_KEY",
+    "JUGGERNAUT_SMTP_URL",
+    "JUGGERNAUT_SMTP_PASSWORD",
+    "NAMECOM_USERNAME",
+    "NAMECOM_TOKEN",
+    "JUGGERNAUT_SPEND_LIMIT_USD_PER_DAY",
 ):
     os.environ.pop(_name, None)
 
@@ -125,6 +131,7 @@ def platform_resources(db_url: str, **overrides: object) -> dict[str, object]:
         "task_tools": TaskToolsResource(),
         "github": GitHubResource(),
         "llm": LlmResource(),
+        "registrar": NameComRegistrar(),
         "io_manager": PolarsParquetIOManager(base_path=os.environ["JUGGERNAUT_DATA_DIR"]),
         "http_sources": HttpSources(mode="replay", seconds_between_requests=0.0),
         **overrides,

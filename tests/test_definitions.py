@@ -19,6 +19,11 @@ def test_definitions_load_with_every_setting_from_the_environment(monkeypatch, t
     monkeypatch.setenv("JUGGERNAUT_GITHUB_API_URL", "https://ghe.example/api/v3")
     monkeypatch.setenv("JUGGERNAUT_PR_MAX_AGE_HOURS", "24")
     monkeypatch.setenv("OPENROUTER_API_KEY", "test-llm-key")
+    monkeypatch.setenv("JUGGERNAUT_SMTP_URL", "smtp://127.0.0.1:2525")
+    monkeypatch.setenv("JUGGERNAUT_SMTP_PASSWORD", "smtp-secret")
+    monkeypatch.setenv("NAMECOM_USERNAME", "ops-test")
+    monkeypatch.setenv("NAMECOM_TOKEN", "namecom-secret")
+    monkeypatch.setenv("JUGGERNAUT_SPEND_LIMIT_USD_PER_DAY", "25")
     try:
         defs = importlib.reload(definitions).defs
         dg.Definitions.validate_loadable(defs)
@@ -33,6 +38,9 @@ def test_definitions_load_with_every_setting_from_the_environment(monkeypatch, t
         assert github.resolved_graphql_url == "https://ghe.example/api/graphql"
         assert resources["http_sources"].github_api_url == "https://ghe.example/api/v3"
         assert isinstance(resources["llm"].api_key, dg.EnvVar)
+        assert isinstance(resources["task_tools"].smtp_password, dg.EnvVar)
+        assert isinstance(resources["registrar"].token, dg.EnvVar)
+        assert resources["registrar"].spend_limit_usd_per_day == 25
     finally:
         monkeypatch.undo()
         importlib.reload(definitions)

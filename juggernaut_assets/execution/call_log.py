@@ -24,6 +24,8 @@ class CallRecord:
     external_id: str | None = None
     success: bool = True
     error: str | None = None
+    call_id: str = ""
+    """The `tool_calls` row's id (artifacts name the call that produced them)."""
 
 
 def _scrub(text: str, secrets: Sequence[str]) -> str:
@@ -58,7 +60,7 @@ def recorded_call(
                 started_at=started,
             )
         )
-    record = CallRecord()
+    record = CallRecord(call_id=call_id)
     try:
         yield record
     except BaseException as exc:

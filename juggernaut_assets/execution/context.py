@@ -12,6 +12,7 @@ from sqlalchemy.engine import Engine
 from juggernaut_assets.execution.tools.toolbox import ToolBox
 from juggernaut_assets.resources.github import GitHubResource
 from juggernaut_assets.resources.llm import LlmResource
+from juggernaut_assets.resources.registrar import Registrar
 
 
 @dataclass
@@ -25,3 +26,4 @@ class TaskContext:
     github: GitHubResource
     log: logging.Logger | Any
     llm: LlmResource | None = None
+    registrar: Registrar | None = None

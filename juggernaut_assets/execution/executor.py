@@ -33,9 +33,11 @@ from juggernaut_assets.execution.outcome import (
 from juggernaut_assets.execution.record import record_outcome
 from juggernaut_assets.execution.registry import canonical_task_type
 from juggernaut_assets.execution.tools.toolbox import ToolBox
-from juggernaut_assets.execution.verify import VerifyEnv, verify_artifacts
+from juggernaut_assets.execution.verify import verify_artifacts
+from juggernaut_assets.execution.verify_domains import RegistrarVerifyEnv
 from juggernaut_assets.resources.github import GitHubResource
 from juggernaut_assets.resources.llm import LlmResource
+from juggernaut_assets.resources.registrar import Registrar
 from juggernaut_assets.resources.task_tools import TaskToolsResource
 from juggernaut_assets.tasks.claim import run_worker
 from juggernaut_assets.tasks.lease import Heartbeat
@@ -58,6 +60,7 @@ class ExecutionEnv:
     instance: dg.DagsterInstance | None = None
     log: Any = log
     llm: LlmResource | None = None
+    registrar: Registrar | None = None
 
 
 @dataclass(frozen=True)
@@ -99,6 +102,7 @@ def _execute(task: ClaimedTask, env: ExecutionEnv, worker: str | None) -> TaskOu
         github=env.github,
         log=env.log,
         llm=env.llm,
+        registrar=env.registrar,
     )
     try:
         result = HANDLERS[handler_name](ctx)
@@ -115,7 +119,8 @@ def _execute(task: ClaimedTask, env: ExecutionEnv, worker: str | None) -> TaskOu
     except Exception as exc:
         env.log.exception("task %s (%s) raised", task.id, task.task_type)
         return ending(Ending.RETRY, f"{type(exc).__name__}: {exc}")
-    problems = verify_artifacts(result.artifacts, VerifyEnv(env.engine, env.instance, env.github))
+    verify_env = RegistrarVerifyEnv(env.engine, env.instance, env.github, registrar=env.registrar)
+    problems = verify_artifacts(result.artifacts, verify_env)
     if problems:
         return ending(
             Ending.RETRY,

@@ -15,6 +15,8 @@ class HandlerName(StrEnum):
     SCAN = "scan"
     WORKFLOW = "workflow"
     CODE = "code"
+    DOMAIN_ACQUISITION = "domain_acquisition"
+    OUTREACH = "outreach"
 
 
 ALIASES: dict[str, HandlerName] = {

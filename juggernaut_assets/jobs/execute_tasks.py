@@ -16,6 +16,7 @@ from juggernaut_assets.execution.record import mark_events_reported
 from juggernaut_assets.resources.github import GitHubResource
 from juggernaut_assets.resources.governance_db import GovernanceDB
 from juggernaut_assets.resources.llm import LlmResource
+from juggernaut_assets.resources.registrar import NameComRegistrar
 from juggernaut_assets.resources.task_tools import TaskToolsResource
 
 BATCH_TAG = "juggernaut/batch"
@@ -36,6 +37,7 @@ def execute_task_batch(
     task_tools: TaskToolsResource,
     github: GitHubResource,
     llm: LlmResource,
+    registrar: NameComRegistrar,
 ) -> None:
     counts: Counter[str] = Counter()
     with httpx.Client(headers={"User-Agent": USER_AGENT}, follow_redirects=False) as http:
@@ -48,6 +50,7 @@ def execute_task_batch(
             instance=context.instance,
             log=context.log,
             llm=llm,
+            registrar=registrar,
         )
         reported: list[str] = []
         try:

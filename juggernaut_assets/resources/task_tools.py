@@ -1,4 +1,4 @@
-"""Settings of the tools that workflow tasks call (http, database, slack)."""
+"""Settings of the tools that workflow tasks call (http, database, slack, email)."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from juggernaut_assets.lib.netguard import HostAllowList
 CREDENTIALS_ENV = "JUGGERNAUT_HTTP_CREDENTIALS"
 MAX_BODY_ENV = "JUGGERNAUT_HTTP_MAX_BODY_BYTES"
 DEFAULT_MAX_BODY_BYTES = 10 * 1024 * 1024
+DEFAULT_EMAIL_DAILY_CAP = 50
 
 
 class CredentialError(ValueError):
@@ -75,6 +76,25 @@ class TaskToolsResource(dg.ConfigurableResource):
       The secret itself stays in the environment variable and is read at call time.
     - `http_max_body_bytes`: the most of a response body the `http` tool reads (default 10 MiB).
     - `http_timeout_seconds`: per request.
+
+    E-mail (the `email` tool and `outreach` tasks; without `smtp_url` they are blocked):
+    - `smtp_url`: `smtp://host:587` (STARTTLS, required) or `smtps://host:465` (implicit TLS),
+      from `JUGGERNAUT_SMTP_URL`; it may not carry credentials.
+    - `smtp_username`, `smtp_password`: `JUGGERNAUT_SMTP_USERNAME`, `JUGGERNAUT_SMTP_PASSWORD`
+      (a secret: bound with `dg.EnvVar`, sent only inside TLS, never logged or stored).
+    - `email_from`: the sender, `JUGGERNAUT_EMAIL_FROM` (`Name <address>` or an address).
+    - `email_daily_cap`: the most messages accepted per UTC day, `JUGGERNAUT_EMAIL_DAILY_CAP`
+      (default 50; 0 sends nothing). Over it, e-mail work is blocked until the next day.
+    - `email_unsubscribe`: `List-Unsubscribe` targets, `JUGGERNAUT_EMAIL_UNSUBSCRIBE`
+      (comma-separated `mailto:` and `https://` URIs; `{email}` is replaced by the recipient's
+      address, URL-encoded). An https target also adds RFC 8058 one-click unsubscription.
+      Default: `mailto:` the sender with the subject "unsubscribe".
+    - `smtp_ca_file`: a CA bundle to trust for the server's certificate,
+      `JUGGERNAUT_SMTP_CA_FILE` (default: the system's trust store).
+    - `smtp_allow_plaintext_loopback`: `JUGGERNAUT_SMTP_ALLOW_PLAINTEXT_LOOPBACK`; lets an
+      `smtp://` server on a loopback address that offers no STARTTLS be used unencrypted (a
+      local relay). Credentials are never sent without TLS.
+    - `smtp_timeout_seconds`: per SMTP command.
     """
 
     slack_webhook_url: str | None = None
@@ -82,6 +102,15 @@ class TaskToolsResource(dg.ConfigurableResource):
     http_credentials: str | None = None
     http_max_body_bytes: int = pydantic.Field(default=DEFAULT_MAX_BODY_BYTES, gt=0)
     http_timeout_seconds: float = 30.0
+    smtp_url: str | None = None
+    smtp_username: str | None = None
+    smtp_password: str | None = None
+    email_from: str | None = None
+    email_daily_cap: int = pydantic.Field(default=DEFAULT_EMAIL_DAILY_CAP, ge=0)
+    email_unsubscribe: list[str] = pydantic.Field(default_factory=list)
+    smtp_ca_file: str | None = None
+    smtp_allow_plaintext_loopback: bool = False
+    smtp_timeout_seconds: float = pydantic.Field(default=30.0, gt=0)
 
     def allow_list(self) -> HostAllowList:
         return HostAllowList(tuple(self.http_allowed_hosts))
@@ -93,11 +122,11 @@ class TaskToolsResource(dg.ConfigurableResource):
     def secret_values(self) -> list[str]:
         """Every secret value the tools may handle now, for redaction by value.
 
-        The Slack webhook URL and the current value of every configured credential's variable.
-        An invalid credential configuration contributes nothing (such credentials are refused
-        when used, so their values are never sent).
+        The Slack webhook URL, the SMTP password, and the current value of every configured
+        credential's variable. An invalid credential configuration contributes nothing (such
+        credentials are refused when used, so their values are never sent).
         """
-        values = [self.slack_webhook_url] if self.slack_webhook_url else []
+        values = [v for v in (self.slack_webhook_url, self.smtp_password) if v]
         try:
             credentials = self.credentials()
         except CredentialError:

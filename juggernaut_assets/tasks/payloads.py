@@ -7,6 +7,7 @@ that names them.
 from __future__ import annotations
 
 import json
+import uuid
 from typing import Any, TypeVar
 
 import pydantic
@@ -40,11 +41,41 @@ class ScanPayload(Payload):
 
 
 class DomainAcquisitionPayload(Payload):
-    """`domain_acquisition`: buy a domain, never above `max_price_usd`; `evidence` says why."""
+    """`domain_acquisition`: buy a domain, never above `max_price_usd`; `evidence` says why.
+
+    With `experiment_id`, the price also counts against that experiment's budget.
+    """
 
     domain: str = pydantic.Field(min_length=3)
     max_price_usd: float = pydantic.Field(gt=0)
     evidence: dict[str, Any] = pydantic.Field(default_factory=dict)
+    experiment_id: str | None = None
+
+    @pydantic.field_validator("experiment_id")
+    @classmethod
+    def _experiment_uuid(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        try:
+            return str(uuid.UUID(value))
+        except ValueError:
+            raise ValueError(f"{value!r} is not an experiment id (a UUID)") from None
+
+
+class OutreachRecipient(Payload):
+    """One recipient; fields beyond `email` and `name` are placeholders too (`{company}`)."""
+
+    email: str = pydantic.Field(min_length=3, max_length=320)
+    name: str | None = None
+
+
+class OutreachPayload(Payload):
+    """`outreach`: one templated message to each recipient (`{name}`, `{email}`, …)."""
+
+    recipients: list[OutreachRecipient] = pydantic.Field(min_length=1, max_length=1000)
+    subject: str = pydantic.Field(min_length=1, max_length=998)
+    body: str = pydantic.Field(min_length=1, max_length=100_000)
+    reply_to: str | None = None
 
 
 class WorkflowStep(Payload):

@@ -7,6 +7,8 @@ from collections.abc import Callable
 from juggernaut_assets.execution.context import TaskContext
 from juggernaut_assets.execution.handlers.analysis import run_query_task
 from juggernaut_assets.execution.handlers.code import run_code_task
+from juggernaut_assets.execution.handlers.domain_acquisition import run_domain_acquisition
+from juggernaut_assets.execution.handlers.outreach import run_outreach_task
 from juggernaut_assets.execution.handlers.scan import run_scan_task
 from juggernaut_assets.execution.handlers.workflow import run_workflow_task
 from juggernaut_assets.execution.outcome import HandlerResult
@@ -20,4 +22,6 @@ HANDLERS: dict[HandlerName, Handler] = {
     HandlerName.SCAN: run_scan_task,
     HandlerName.WORKFLOW: run_workflow_task,
     HandlerName.CODE: run_code_task,
+    HandlerName.DOMAIN_ACQUISITION: run_domain_acquisition,
+    HandlerName.OUTREACH: run_outreach_task,
 }

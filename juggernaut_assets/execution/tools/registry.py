@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from juggernaut_assets.execution.tools.base import Tool
 from juggernaut_assets.execution.tools.database import database_tool
+from juggernaut_assets.execution.tools.email import email_tool
 from juggernaut_assets.execution.tools.http import http_tool
 from juggernaut_assets.execution.tools.slack import slack_tool
 
@@ -11,4 +12,5 @@ TOOLS: dict[str, Tool] = {
     "http": http_tool,
     "database": database_tool,
     "slack": slack_tool,
+    "email": email_tool,
 }
