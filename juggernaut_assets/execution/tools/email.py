@@ -315,22 +315,15 @@ def _reserve(conn: Connection, box: ToolBox, base: dict[str, Any]) -> tuple[str,
     """Decide under the send lock: an earlier attempt's answer, a suppression, the daily cap;
     else mark this call `sending` (it then counts against the cap).
 
-    Returns this call's `tool_calls` id (the ToolBox's newest unfinished `email` row of the
-    task) and the output when the message is not to be sent.
+    Returns this call's `tool_calls` id (the row the ToolBox opened for it) and the output
+    when the message is not to be sent.
     """
     if conn.dialect.name == "postgresql":
         conn.execute(sa.select(sa.func.pg_advisory_xact_lock(SEND_LOCK)))
     tc = ToolCall.__table__
-    own = conn.execute(
-        sa.select(tc.c.id)
-        .where(
-            tc.c.task_id == box.task_id,
-            tc.c.tool_name == EMAIL_TOOL,
-            tc.c.completed_at.is_(None),
-        )
-        .order_by(tc.c.started_at.desc())
-        .limit(1)
-    ).scalar_one()
+    own = box.current_call_id
+    if own is None:
+        raise RuntimeError("the email tool runs only through ToolBox.call")
     earlier = _earlier_output(conn, box.task_id, own, base)
     if earlier is not None:
         return own, earlier

@@ -32,6 +32,8 @@ class ToolBox:
     """The run that holds the task; every call is fenced on it (see `tasks/ownership.py`)."""
     current_step: int | None = None
     """The workflow step being run (set by `call(..., step=n)`); keys stable per-step effects."""
+    current_call_id: str | None = None
+    """The `tool_calls` row of the call in progress (a tool may write its state into it)."""
 
     def fence(self) -> None:
         """Raise `LeaseLost` unless this run still holds the task under a fresh lease."""
@@ -52,7 +54,7 @@ class ToolBox:
             raise TaskRejected(
                 f"unknown tool '{name}'; registered tools: {', '.join(sorted(TOOLS))}"
             )
-        call_id = new_id()
+        call_id = self.current_call_id = new_id()
         started = utcnow()
         clock = time.perf_counter()
         with self.engine.begin() as conn:
