@@ -95,6 +95,7 @@ RESOURCES = {
         http_max_body_bytes=int(
             os.environ.get("JUGGERNAUT_HTTP_MAX_BODY_BYTES") or DEFAULT_MAX_BODY_BYTES
         ),
+        search_url=_optional_env("JUGGERNAUT_SEARCH_URL"),
         smtp_url=_optional_env("JUGGERNAUT_SMTP_URL"),
         smtp_username=_optional_env("JUGGERNAUT_SMTP_USERNAME"),
         smtp_password=_optional_env("JUGGERNAUT_SMTP_PASSWORD"),

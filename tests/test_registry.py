@@ -25,10 +25,15 @@ def test_task_type_is_matched_case_insensitively():
     assert canonical_task_type(" Analysis ") is HandlerName.ANALYSIS
 
 
-@pytest.mark.parametrize("task_type", ["content_creation", "planning", "ai", "", "research"])
+@pytest.mark.parametrize("task_type", ["content_creation", "planning", "ai", ""])
 def test_types_without_handler_resolve_to_nothing(task_type):
     assert canonical_task_type(task_type) is None
     assert not is_executable(task_type)
+
+
+@pytest.mark.parametrize("task_type", ["research", "domain_acquisition", "outreach"])
+def test_revenue_and_research_types_have_their_own_handlers(task_type):
+    assert canonical_task_type(task_type) == HandlerName(task_type)
 
 
 def test_every_handler_name_and_alias_has_exactly_one_handler():

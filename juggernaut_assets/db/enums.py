@@ -56,6 +56,7 @@ class ArtifactKind(StrEnum):
     LLM_EXCHANGE = "llm_exchange"
     DNS_RECORD = "dns_record"
     EMAIL_MESSAGE = "email_message"
+    RESEARCH_REPORT = "research_report"
 
 
 class PrState(StrEnum):

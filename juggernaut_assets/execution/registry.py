@@ -17,6 +17,7 @@ class HandlerName(StrEnum):
     CODE = "code"
     DOMAIN_ACQUISITION = "domain_acquisition"
     OUTREACH = "outreach"
+    RESEARCH = "research"
 
 
 ALIASES: dict[str, HandlerName] = {

@@ -76,6 +76,9 @@ class TaskToolsResource(dg.ConfigurableResource):
       The secret itself stays in the environment variable and is read at call time.
     - `http_max_body_bytes`: the most of a response body the `http` tool reads (default 10 MiB).
     - `http_timeout_seconds`: per request.
+    - `search_url`: base URL of a SearXNG instance (`JUGGERNAUT_SEARCH_URL`) that `research`
+      tasks query (`GET {search_url}/search?q=…&format=json`) for sources; none: research uses
+      only the URLs its payload names.
 
     E-mail (the `email` tool and `outreach` tasks; without `smtp_url` they are blocked):
     - `smtp_url`: `smtp://host:587` (STARTTLS, required) or `smtps://host:465` (implicit TLS),
@@ -102,6 +105,7 @@ class TaskToolsResource(dg.ConfigurableResource):
     http_credentials: str | None = None
     http_max_body_bytes: int = pydantic.Field(default=DEFAULT_MAX_BODY_BYTES, gt=0)
     http_timeout_seconds: float = 30.0
+    search_url: str | None = None
     smtp_url: str | None = None
     smtp_username: str | None = None
     smtp_password: str | None = None

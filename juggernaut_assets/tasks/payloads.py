@@ -78,6 +78,18 @@ class OutreachPayload(Payload):
     reply_to: str | None = None
 
 
+class ResearchPayload(Payload):
+    """`research`: a question answered from fetched sources, every claim quoted from one.
+
+    Sources are `urls` plus, when a search provider is configured, a web search for the
+    question; at most `max_sources` are fetched.
+    """
+
+    question: str = pydantic.Field(min_length=3, max_length=2000)
+    urls: list[str] = pydantic.Field(default_factory=list, max_length=50)
+    max_sources: int = pydantic.Field(default=8, ge=1, le=20)
+
+
 class WorkflowStep(Payload):
     tool: str = pydantic.Field(min_length=1)
     args: dict[str, Any] = pydantic.Field(default_factory=dict)

@@ -9,6 +9,7 @@ from juggernaut_assets.execution.handlers.analysis import run_query_task
 from juggernaut_assets.execution.handlers.code import run_code_task
 from juggernaut_assets.execution.handlers.domain_acquisition import run_domain_acquisition
 from juggernaut_assets.execution.handlers.outreach import run_outreach_task
+from juggernaut_assets.execution.handlers.research import run_research_task
 from juggernaut_assets.execution.handlers.scan import run_scan_task
 from juggernaut_assets.execution.handlers.workflow import run_workflow_task
 from juggernaut_assets.execution.outcome import HandlerResult
@@ -24,4 +25,5 @@ HANDLERS: dict[HandlerName, Handler] = {
     HandlerName.CODE: run_code_task,
     HandlerName.DOMAIN_ACQUISITION: run_domain_acquisition,
     HandlerName.OUTREACH: run_outreach_task,
+    HandlerName.RESEARCH: run_research_task,
 }
