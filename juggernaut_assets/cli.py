@@ -17,6 +17,7 @@ from juggernaut_assets.db.enums import Priority
 from juggernaut_assets.db.migrate import upgrade
 from juggernaut_assets.db.models import GovernanceTask, PrTracking, TaskArtifact, ToolCall
 from juggernaut_assets.db.rollups import rebuild_sums, rollups_installed
+from juggernaut_assets.execution.scan import task_page_url
 from juggernaut_assets.tasks import settle
 from juggernaut_assets.tasks.create import add_task
 
@@ -157,10 +158,13 @@ def _task_report(task_id: str) -> dict[str, Any]:
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of text.")
 def tasks_show(task_id: str, as_json: bool) -> None:
     """Status, error, attempts and artifacts of one task."""
-    report = _task_report(_task_id(task_id))
+    task_id = _task_id(task_id)
+    report = _task_report(task_id)
+    page = task_page_url(task_id)
     if as_json:
-        click.echo(json.dumps(report, default=str, indent=2))
+        click.echo(json.dumps({**report, "dagster_page": page}, default=str, indent=2))
         return
+    click.echo(f"{'dagster page':>20}: {page}")
     for key, value in report.items():
         if key in ("artifacts", "tool_calls") or value is None:
             continue

@@ -14,13 +14,18 @@ from juggernaut_assets.assets.experiment_progress import (
 )
 from juggernaut_assets.assets.experiments import experiment_metrics
 from juggernaut_assets.assets.expired_domains import expired_domains
+from juggernaut_assets.assets.governance import EXTERNAL_TABLES
 from juggernaut_assets.assets.market_trends import (
     market_trends,
     market_trends_job,
     market_trends_schedule,
     trend_scores,
 )
-from juggernaut_assets.assets.task_audit import task_completion_audit
+from juggernaut_assets.assets.task_audit import (
+    task_completion_audit,
+    task_completion_audit_job,
+    task_completion_audit_schedule,
+)
 from juggernaut_assets.assets.task_runs import task_runs
 from juggernaut_assets.jobs.execute_tasks import execute_tasks
 from juggernaut_assets.jobs.pull_requests import settle_pull_requests
@@ -43,6 +48,7 @@ from juggernaut_assets.resources.task_tools import (
     DEFAULT_MAX_BODY_BYTES,
     TaskToolsResource,
 )
+from juggernaut_assets.sensors.audit_refresh import task_audit_after_runs_sensor
 from juggernaut_assets.sensors.new_tasks import new_tasks_sensor
 from juggernaut_assets.sensors.pr_state import pr_state_sensor
 from juggernaut_assets.sensors.scan_runs import SCAN_RUN_SENSORS
@@ -145,6 +151,7 @@ RESOURCES = {
 
 defs = dg.Definitions(
     assets=[
+        *EXTERNAL_TABLES,
         task_runs,
         task_completion_audit,
         experiment_metrics,
@@ -157,6 +164,7 @@ defs = dg.Definitions(
     jobs=[
         execute_tasks,
         settle_pull_requests,
+        task_completion_audit_job,
         experiments_job,
         market_trends_job,
         trend_followers_job,
@@ -164,10 +172,11 @@ defs = dg.Definitions(
     sensors=[
         new_tasks_sensor,
         pr_state_sensor,
+        task_audit_after_runs_sensor,
         scan_tasks_sensor,
         *SCAN_RUN_SENSORS,
         trend_followers_sensor,
     ],
-    schedules=[experiments_schedule, market_trends_schedule],
+    schedules=[experiments_schedule, market_trends_schedule, task_completion_audit_schedule],
     resources=RESOURCES,
 )

@@ -5,6 +5,7 @@ import json
 import pytest
 from click.testing import CliRunner
 
+from juggernaut_assets import settings
 from juggernaut_assets.cli import main
 from juggernaut_assets.db.engine import make_engine
 from juggernaut_assets.db.models import PrTracking, new_id
@@ -50,7 +51,11 @@ def test_add_show_approve_and_deny(cli, db_url):
     denied = json.loads(cli("tasks", "show", gated, "--json"))
     assert (denied["status"], denied["error_message"]) == ("cancelled", "denied by bob: no budget")
     other = cli("tasks", "add", "analysis", "--payload", '{"sql": "SELECT 2"}')
-    assert "status: pending" in cli("tasks", "show", other).replace("  ", "")
+    shown_text = cli("tasks", "show", other)
+    assert "status: pending" in shown_text.replace("  ", "")
+    page = f"{settings.dagster_ui_url()}/assets/task_runs?view=partitions&partition={other}"
+    assert f"dagster page: {page}" in shown_text
+    assert json.loads(cli("tasks", "show", other, "--json"))["dagster_page"] == page
     assert "does not exist" in cli(
         "tasks", "show", "00000000-0000-0000-0000-000000000000", ok=False
     )

@@ -57,7 +57,7 @@ def test_completed_analysis_has_verified_file_artifact_and_dagster_event(
     event = instance.get_latest_materialization_event(dg.AssetKey("task_runs"))
     assert event.dagster_event.partition == task_id
     metadata = event.asset_materialization.metadata
-    assert metadata["status"].value == "completed"
+    assert metadata["state"].value == "completed"
     assert "query_result" in metadata["artifacts"].value
 
 
@@ -330,7 +330,9 @@ def test_scan_materialises_the_named_asset_and_records_it(
     assert artifact.external_id == run.run_id
     event = instance.get_latest_materialization_event(dg.AssetKey("task_completion_audit"))
     assert event.run_id == artifact.external_id
-    assert artifact.uri.endswith(f"/runs/{artifact.external_id}")
+    millis = int(event.timestamp * 1000)
+    assert artifact.uri.endswith(f"/assets/task_completion_audit?view=events&time={millis}")
+    assert artifact.details["run_url"].endswith(f"/runs/{artifact.external_id}")
     with governance_db.engine.connect() as conn:
         audited = conn.execute(sa.text("SELECT tasks_audited FROM audit_reports")).scalar()
     assert audited == 2

@@ -209,7 +209,7 @@ def test_outcome_of_a_run_that_died_before_its_event_is_reported_by_the_sensor(
     first = evaluate_sensor(instance, resources)
     [event] = first.asset_events
     assert isinstance(event, dg.AssetMaterialization) and event.partition == task_id
-    assert event.metadata["status"].value == "completed"
+    assert event.metadata["state"].value == "completed"
     assert "query_result" in event.metadata["artifacts"].value
     second = evaluate_sensor(instance, resources, cursor=first.cursor)
     assert second.asset_events == []

@@ -17,7 +17,12 @@ from juggernaut_assets.db.models import TaskArtifact
 from juggernaut_assets.execution.executor import ExecutionEnv, run_batch
 from juggernaut_assets.execution.handlers.scan import NOT_IN_EXECUTOR
 from juggernaut_assets.execution.outcome import Artifact
-from juggernaut_assets.execution.scan import SCAN_KEY_TAG, TASK_TAG, TASK_TYPE_TAG
+from juggernaut_assets.execution.scan import (
+    SCAN_KEY_TAG,
+    TASK_TAG,
+    TASK_TYPE_TAG,
+    scan_provenance,
+)
 from juggernaut_assets.execution.verify import VerifyEnv, verify_artifacts
 from juggernaut_assets.resources.github import GitHubResource
 from juggernaut_assets.resources.task_tools import TaskToolsResource
@@ -64,9 +69,10 @@ def broken_scan() -> dg.MaterializeResult:
 
 
 @dg.asset(partitions_def=PARTS)
-def regional_scan() -> dg.MaterializeResult:
-    """A partitioned asset without checks."""
-    return dg.MaterializeResult()
+def regional_scan(context) -> dg.MaterializeResult:
+    """A partitioned asset without checks; names the scan task that asked for it, as the
+    project's assets do."""
+    return dg.MaterializeResult(metadata=scan_provenance(context.run.tags))
 
 
 TEST_ASSETS = [checked_scan, warned_scan, broken_scan, regional_scan]
@@ -110,14 +116,27 @@ def test_scan_task_is_launched_as_its_own_asset_run_tagged_with_the_task(
     [artifact] = _artifacts(governance_db, task_id)
     assert artifact.kind == "asset_materialization" and artifact.verified
     assert artifact.external_id == run.run_id
-    assert artifact.uri == f"http://localhost:3000/runs/{run.run_id}"
+    [produced] = instance.fetch_materializations(dg.AssetKey("regional_scan"), limit=1).records
+    millis = int(produced.timestamp * 1000)
+    assert artifact.uri == (
+        f"http://localhost:3000/assets/regional_scan?view=events&partition=south&time={millis}"
+    )
+    assert artifact.details["run_url"] == f"http://localhost:3000/runs/{run.run_id}"
     assert artifact.details["asset"] == "regional_scan"
     assert artifact.details["partition"] == "south"
-    assert artifact.details["asset_url"].endswith("/assets/regional_scan?partition=south")
-    assert f"runs/{run.run_id}" in row.completion_evidence
+    assert artifact.details["asset_url"] == artifact.uri
+    assert produced.asset_materialization.metadata["juggernaut/task"].value == (
+        f"http://localhost:3000/assets/task_runs?view=partitions&partition={task_id}"
+    )
+    assert (
+        f"in run {run.run_id}" in row.completion_evidence
+        and artifact.uri in row.completion_evidence
+    )
     event = instance.get_latest_materialization_event(dg.AssetKey("task_runs"))
     assert event.dagster_event.partition == task_id
-    assert event.asset_materialization.metadata["status"].value == "completed"
+    metadata = event.asset_materialization.metadata
+    assert next(iter(metadata)) == "summary" and metadata["state"].value == "completed"
+    assert metadata["artifact_1_asset_materialization"].value == artifact.uri
 
 
 def test_scan_whose_error_check_fails_is_not_completed(

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import uuid
 from datetime import UTC, datetime, timedelta
 
 import dagster as dg
@@ -8,6 +9,7 @@ import sqlalchemy as sa
 
 from juggernaut_assets.assets.task_audit import TaskAuditConfig, build_audit, task_completion_audit
 from juggernaut_assets.db.models import AuditReport, GovernanceTask, TaskArtifact
+from juggernaut_assets.resources.governance_db import GovernanceDB
 from juggernaut_assets.tasks.create import add_task
 
 NOW = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
@@ -84,7 +86,9 @@ def test_audit_asset_finds_fake_completion_and_records_report(governance_db, db_
             "io_manager": PolarsParquetIOManager(base_path=str(tmp_path / "assets")),
         },
         run_config={"ops": {"task_completion_audit": {"config": {"reset_fake_completions": True}}}},
+        raise_on_error=False,
     )
+    assert not result.success  # the blocking ERROR check failed: the run says so
     audit = result.output_for_node("task_completion_audit")
     assert audit.filter(pl.col("task_id") == fake.id)["finding"][0] == "completed_without_artifact"
     check = result.get_asset_check_evaluations()[0]
@@ -101,7 +105,7 @@ def test_audit_asset_finds_fake_completion_and_records_report(governance_db, db_
     assert task.verification_status == "rejected"
 
 
-def _materialize_audit(governance_db, tmp_path, *, reset: bool = True, raise_on_error=True):
+def _materialize_audit(governance_db, tmp_path, *, reset: bool = True, raise_on_error=False):
     from juggernaut_assets.resources.polars_io import PolarsParquetIOManager
 
     return dg.materialize(
@@ -270,3 +274,146 @@ def test_fake_completion_reset_at_its_last_attempt_runs_again(governance_db, tmp
         assert (task.status, task.attempt_count) == ("pending", 0)
     claimed = claim_tasks(governance_db.engine, limit=5, batch_size=5)
     assert [t for b in claimed.batches for t in b.task_ids] == [fake]
+
+
+def _mixed_tasks(governance_db) -> dict[str, str]:
+    """A verified completion, a fake one, a failed task without reason and a blocked one."""
+    done = _completed_task(governance_db, attempts=1, artifacts=[{"attempt": 1, "verified": True}])
+    fake = _completed_task(governance_db, attempts=1, artifacts=[])
+    with governance_db.session() as s:
+        failed, _ = add_task(s, "analysis", {"sql": "SELECT 1"}, title="Count the widgets")
+        blocked, _ = add_task(s, "code", {"repo": "o/r"}, title="Fix | the build")
+        s.flush()
+        failed.status = "failed"
+        blocked.status = "blocked"
+        blocked.error_message = "GITHUB_TOKEN is not configured"
+        blocked.depends_on = []
+        return {"done": done, "fake": fake, "failed": failed.id, "blocked": blocked.id}
+
+
+def test_postgres_copy_and_row_reader_load_the_same_tasks(governance_db, db_url):
+    from juggernaut_assets.assets.task_audit import _copy_tasks, _read_tasks, load_tasks
+
+    _mixed_tasks(governance_db)
+    with governance_db.engine.connect() as conn:
+        loaded = load_tasks(conn).sort("task_id")
+        read = _read_tasks(conn).select(loaded.columns).cast(loaded.schema).sort("task_id")
+        assert loaded.equals(read)
+        if conn.dialect.name == "postgresql":  # the COPY path is the one load_tasks took
+            copied = _copy_tasks(conn).select(loaded.columns).cast(loaded.schema)
+            assert copied.sort("task_id").equals(read)
+    assert loaded.height == 4
+    assert loaded["created_at"].dtype == pl.Datetime("us")
+    assert loaded["has_dependencies"].to_list() == [False] * 4
+
+
+def test_audit_metadata_shows_problems_readably_and_the_check_blocks(governance_db, tmp_path):
+    ids = _mixed_tasks(governance_db)
+    result = _materialize_audit(governance_db, tmp_path, reset=False)
+    audit = result.output_for_node("task_completion_audit")
+    assert audit["finding"].to_list() == [
+        "completed_without_artifact",
+        "blocked",
+        "failed_without_reason",
+        "ok",
+    ]  # worst first
+    [materialization] = result.asset_materializations_for_node("task_completion_audit")
+    metadata = materialization.metadata
+    problems = metadata["problems"].value
+    assert problems.splitlines()[0] == "| task | type | finding | detail |"
+    assert "| Count the widgets | analysis | failed_without_reason |" in problems
+    assert "| Fix \\| the build | code | blocked | GITHUB_TOKEN is not configured |" in problems
+    assert ids["done"][:8] not in problems
+    assert "| completed_without_artifact | 1 |" in metadata["findings"].value
+    assert (metadata["tasks_audited"].value, metadata["problem_tasks"].value) == (4, 3)
+    [check] = result.get_asset_check_evaluations()
+    assert not check.passed
+    assert check.severity == dg.AssetCheckSeverity.ERROR
+    assert ids["fake"] in check.metadata["examples"].text
+    assert check.description.startswith("1 of 4 tasks completed without verified proof")
+    assert not result.success  # a failed blocking check fails the run: downstream waits
+    spec = next(iter(task_completion_audit.check_specs))
+    assert spec.blocking
+
+
+def test_audit_runs_on_a_schedule_that_starts_running():
+    from juggernaut_assets.assets.task_audit import (
+        task_completion_audit_job,
+        task_completion_audit_schedule,
+    )
+
+    defs = dg.Definitions(
+        assets=[task_completion_audit],
+        jobs=[task_completion_audit_job],
+        schedules=[task_completion_audit_schedule],
+        resources={"governance_db": GovernanceDB(url="sqlite://")},
+    )
+    job = defs.resolve_job_def(task_completion_audit_job.name)
+    assert job.asset_layer.executable_asset_keys == {dg.AssetKey("task_completion_audit")}
+    assert task_completion_audit_schedule.cron_schedule == "*/15 * * * *"
+    assert task_completion_audit_schedule.default_status == dg.DefaultScheduleStatus.RUNNING
+
+
+def _finished_batch(instance, db_url, batch_key: str = "nothing") -> dg.DagsterRun:
+    from juggernaut_assets.jobs.execute_tasks import execute_tasks
+    from tests.conftest import platform_resources
+
+    result = execute_tasks.execute_in_process(
+        run_config={"ops": {"execute_task_batch": {"config": {"batch_key": batch_key}}}},
+        resources=platform_resources(db_url),
+        instance=instance,
+    )
+    return instance.get_run_by_id(result.run_id)
+
+
+def _evaluate_after_run(instance, run: dg.DagsterRun):
+    from juggernaut_assets.sensors.audit_refresh import task_audit_after_runs_sensor
+
+    [*_, record] = instance.all_logs(run.run_id, of_type=dg.DagsterEventType.RUN_SUCCESS)
+    context = dg.build_run_status_sensor_context(
+        sensor_name=task_audit_after_runs_sensor.name,
+        dagster_event=record.dagster_event,
+        dagster_instance=instance,
+        dagster_run=run,
+    )
+    return task_audit_after_runs_sensor(context)
+
+
+def _audit_run(instance, status: dg.DagsterRunStatus) -> dg.DagsterRun:
+    from juggernaut_assets.assets.task_audit import AUDIT_JOB
+
+    return instance.add_run(
+        dg.DagsterRun(job_name=AUDIT_JOB, run_id=str(uuid.uuid4()), status=status)
+    )
+
+
+def test_audit_is_requested_after_a_batch_that_settled_tasks(db_url, instance):
+    from juggernaut_assets.sensors.audit_refresh import AFTER_RUN_TAG
+
+    run = _finished_batch(instance, db_url)
+    instance.add_run_tags(run.run_id, {"juggernaut/completed": "2", "juggernaut/failed": "1"})
+    request = _evaluate_after_run(instance, instance.get_run_by_id(run.run_id))
+    assert isinstance(request, dg.RunRequest)
+    assert request.tags[AFTER_RUN_TAG] == run.run_id
+
+
+def test_audit_after_runs_skips_with_a_reason(db_url, instance):
+    empty = _finished_batch(instance, db_url)  # tagged with zero counts by the batch op
+    skip = _evaluate_after_run(instance, empty)
+    assert isinstance(skip, dg.SkipReason)
+    assert "settled no task" in skip.skip_message
+
+    busy = _finished_batch(instance, db_url, "other")
+    instance.add_run_tags(busy.run_id, {"juggernaut/completed": "1"})
+    busy = instance.get_run_by_id(busy.run_id)
+    queued = _audit_run(instance, dg.DagsterRunStatus.NOT_STARTED)
+    skip = _evaluate_after_run(instance, busy)
+    assert isinstance(skip, dg.SkipReason)
+    assert f"audit run {queued.run_id[:8]} has not started yet" in skip.skip_message
+
+    instance.report_run_canceled(queued)
+    recent = _audit_run(instance, dg.DagsterRunStatus.SUCCESS)
+    skip = _evaluate_after_run(instance, busy)
+    assert isinstance(skip, dg.SkipReason)
+    assert f"last audit run {recent.run_id[:8]} started at" in skip.skip_message
+    assert "15-minute schedule" in skip.skip_message

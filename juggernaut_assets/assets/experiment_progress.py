@@ -16,6 +16,7 @@ import polars as pl
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from juggernaut_assets.assets.governance import OWNERS
 from juggernaut_assets.db.enums import ExperimentStatus
 from juggernaut_assets.db.models import Experiment
 from juggernaut_assets.execution.registry import is_executable
@@ -281,7 +282,7 @@ def progress_experiments(
     return pl.DataFrame(rows, schema=schema)
 
 
-@dg.asset(group_name="experiments")
+@dg.asset(group_name="experiments", kinds={"polars", "postgres"}, owners=OWNERS)
 def experiment_decisions(
     context: dg.AssetExecutionContext,
     governance_db: GovernanceDB,

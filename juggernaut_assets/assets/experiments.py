@@ -7,9 +7,11 @@ import polars as pl
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
+from juggernaut_assets.assets.governance import OWNERS, experiment_metric_points
 from juggernaut_assets.db.models import Experiment, ExperimentMetricPoint, ExperimentVariant
 from juggernaut_assets.db.rollups import COUNTS, metric_sums, rollups_installed
 from juggernaut_assets.db.rollups import KEYS as ROLLUP_KEYS
+from juggernaut_assets.execution.scan import scan_provenance
 from juggernaut_assets.lib.experiments.stats import (
     SUFFICIENT_COLUMNS,
     MetricType,
@@ -306,7 +308,12 @@ def build_experiment_metrics(engine: Engine) -> tuple[pl.DataFrame, dict[str, in
     }
 
 
-@dg.asset(group_name="experiments")
+@dg.asset(
+    group_name="experiments",
+    kinds={"polars"},
+    owners=OWNERS,
+    deps=[experiment_metric_points],
+)
 def experiment_metrics(
     context: dg.AssetExecutionContext, governance_db: GovernanceDB
 ) -> dg.MaterializeResult:
@@ -339,5 +346,6 @@ def experiment_metrics(
             "rows_not_ok": problems.height,
             **skipped,
             "not_ok_preview": dg.MetadataValue.md(markdown_table(problems.head(10))),
+            **scan_provenance(context.run.tags),
         },
     )

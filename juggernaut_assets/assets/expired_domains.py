@@ -7,6 +7,7 @@ import polars as pl
 import pydantic
 
 from juggernaut_assets import settings
+from juggernaut_assets.assets.governance import OWNERS
 from juggernaut_assets.assets.market_trends import DAILY_FRESHNESS
 from juggernaut_assets.db.enums import Priority
 from juggernaut_assets.domains.candidates import (
@@ -15,6 +16,7 @@ from juggernaut_assets.domains.candidates import (
     trend_candidates,
 )
 from juggernaut_assets.domains.lookups import look_up
+from juggernaut_assets.execution.scan import scan_provenance
 from juggernaut_assets.lib.domains.lifecycle import estimate_drop_date
 from juggernaut_assets.lib.domains.score import COMPONENTS, score_domains
 from juggernaut_assets.lib.trends import top_terms
@@ -192,11 +194,24 @@ def create_acquisition_tasks(
 @dg.asset(
     group_name="trends",
     kinds={"polars"},
+    owners=OWNERS,
     freshness_policy=DAILY_FRESHNESS,
     check_specs=[
-        dg.AssetCheckSpec(CHECK_SCHEMA, asset="expired_domains"),
-        dg.AssetCheckSpec(CHECK_SCORE_RANGE, asset="expired_domains"),
-        dg.AssetCheckSpec(CHECK_UNIQUE, asset="expired_domains"),
+        dg.AssetCheckSpec(
+            CHECK_SCHEMA,
+            asset="expired_domains",
+            description="Every documented column is present with its documented type.",
+        ),
+        dg.AssetCheckSpec(
+            CHECK_SCORE_RANGE,
+            asset="expired_domains",
+            description="Every score lies between 0 and 100.",
+        ),
+        dg.AssetCheckSpec(
+            CHECK_UNIQUE,
+            asset="expired_domains",
+            description="Each domain appears once.",
+        ),
     ],
 )
 def expired_domains(
@@ -237,6 +252,7 @@ def expired_domains(
     yield dg.Output(
         frame,
         metadata={
+            **scan_provenance(context.run.tags),
             "source_mode": http_sources.mode.value,
             "candidates": frame.height,
             "invalid_names": candidates.filter(pl.col("error").is_not_null()).height,

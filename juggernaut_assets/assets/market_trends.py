@@ -6,6 +6,8 @@ import dagster as dg
 import polars as pl
 import pydantic
 
+from juggernaut_assets.assets.governance import OWNERS
+from juggernaut_assets.execution.scan import scan_provenance
 from juggernaut_assets.lib import trends
 from juggernaut_assets.lib.sources import TREND_SOURCES, TrackedItems
 from juggernaut_assets.lib.trend_collect import collect_observations
@@ -63,7 +65,17 @@ def _source_report(outcomes: dict) -> str:
     freshness_policy=DAILY_FRESHNESS,
     group_name="trends",
     kinds={"polars"},
-    check_specs=[dg.AssetCheckSpec("observations_are_valid", asset="market_trends")],
+    owners=OWNERS,
+    check_specs=[
+        dg.AssetCheckSpec(
+            "observations_are_valid",
+            asset="market_trends",
+            description=(
+                "Columns as documented, every value finite and non-negative, no empty term, "
+                "and one value per term, source, metric and day; fails listing the problems."
+            ),
+        )
+    ],
 )
 def market_trends(
     context: dg.AssetExecutionContext, config: MarketTrendsConfig, http_sources: HttpSources
@@ -113,6 +125,7 @@ def market_trends(
             ),
             "terms": frame["term"].n_unique(),
             "outcomes": dg.MetadataValue.json({k: o.summary() for k, o in outcomes.items()}),
+            **scan_provenance(context.run.tags),
         },
     )
     yield observations_check(frame)
@@ -153,6 +166,7 @@ class TrendScoresConfig(dg.Config):
 @dg.asset(
     group_name="trends",
     kinds={"polars"},
+    owners=OWNERS,
     ins={"market_trends": dg.AssetIn(metadata={"allow_missing_partitions": True})},
 )
 def trend_scores(
@@ -179,6 +193,7 @@ def trend_scores(
             "top_terms": dg.MetadataValue.md(
                 markdown_table(top.select("term", "sources_agreeing", "term_score", "term_growth"))
             ),
+            **scan_provenance(context.run.tags),
         },
     )
 

@@ -12,31 +12,47 @@ attempt number they are all judged, as before; once any row of the task carries 
 null rows are history and are ignored. A completed task with no row of its current attempt
 is `completed_without_artifact`.
 
+How it reads: one aggregated query (tasks left-joined to their per-task artifact counts) goes
+straight into a polars frame: on PostgreSQL with psycopg2 as `COPY (query) TO STDOUT` CSV parsed
+by `pl.read_csv`, elsewhere (SQLite, other drivers) by `pl.read_database` in batches; the rules
+(`lib/audit_rules.py`) are polars expressions over that frame. `benchmarks/audit.py` measures
+1,000,000 tasks.
+
 The reset of fake completions (with `reset_fake_completions`) and the `audit_reports` row are
-written in one transaction: either both are recorded or neither is.
+written in one transaction: either both are recorded or neither is. The check
+`no_fake_completions` is ERROR severity and blocking: when it fails, the run fails after the
+audit's value, materialisation and check result are recorded, and assets downstream wait.
 """
 
+import io
 from datetime import UTC, datetime
 
 import dagster as dg
 import polars as pl
 import sqlalchemy as sa
 
+from juggernaut_assets.assets.governance import governance_tasks, task_artifacts
 from juggernaut_assets.db.enums import TaskStatus, VerificationStatus
 from juggernaut_assets.db.models import AuditReport, GovernanceTask, TaskArtifact, new_id
 from juggernaut_assets.execution.registry import is_executable
-from juggernaut_assets.lib.audit_rules import FAKE_COMPLETIONS, Finding, audit_tasks
+from juggernaut_assets.lib.audit_rules import FAKE_COMPLETIONS, REPORT_ORDER, Finding, audit_tasks
 from juggernaut_assets.resources.governance_db import GovernanceDB
 from juggernaut_assets.resources.polars_io import markdown_table
 
 NO_FAKE_COMPLETIONS = "no_fake_completions"
 REPORT_TYPE = "task_completion_audit"
+AUDIT_JOB = "task_completion_audit_job"
+AUDIT_CRON = "*/15 * * * *"
+PROBLEMS_SHOWN = 20
 RESET_MESSAGE = "reset by the audit: completed without verified artifacts"
+BATCH_ROWS = 100_000
+"""Rows polars reads per batch: bounds the driver's row buffer, not the result."""
 T = GovernanceTask.__table__
 A = TaskArtifact.__table__
 TASK_SCHEMA: dict[str, pl.DataType] = {
     "task_id": pl.String(),
     "task_type": pl.String(),
+    "title": pl.String(),
     "status": pl.String(),
     "verification_status": pl.String(),
     "error_message": pl.String(),
@@ -56,22 +72,49 @@ class TaskAuditConfig(dg.Config):
     """Put fake completions back in the queue (`pending`, verification `rejected`)."""
 
 
-def _judged_artifact() -> sa.ColumnElement[bool]:
-    """Whether an artifact row belongs to its task's current attempt (see the module doc)."""
-    numbered = A.alias("numbered")
-    task_has_numbered_rows = sa.exists().where(
-        numbered.c.task_id == T.c.id, numbered.c.attempt.is_not(None)
-    )
+def _artifact_counts() -> sa.Subquery:
+    """Per task: rows of its current attempt (all / verified), and all rows, for the rule in
+    the module doc. One pass over `task_artifacts` joined to their tasks, grouped by task."""
     same_round = sa.or_(
         T.c.started_at.is_(None), A.c.created_at.is_(None), A.c.created_at >= T.c.started_at
     )
-    return sa.or_(
-        sa.and_(A.c.attempt == T.c.attempt_count, same_round),
-        sa.and_(A.c.attempt.is_(None), ~task_has_numbered_rows),
+    judged = sa.and_(A.c.attempt == T.c.attempt_count, same_round)
+    verified = sa.case((A.c.verified, 1), else_=0)
+    return (
+        sa.select(
+            A.c.task_id,
+            sa.func.count(A.c.attempt).label("numbered"),
+            sa.func.sum(sa.case((judged, 1), else_=0)).label("judged"),
+            sa.func.sum(sa.case((sa.and_(judged, A.c.verified), 1), else_=0)).label(
+                "judged_verified"
+            ),
+            sa.func.count(A.c.id).label("all_rows"),
+            sa.func.sum(verified).label("all_verified"),
+        )
+        .select_from(A.join(T, T.c.id == A.c.task_id))
+        .group_by(A.c.task_id)
+        .subquery("artifact_counts")
     )
 
 
-def load_tasks(conn: sa.Connection) -> pl.DataFrame:
+def tasks_query(*, for_copy: bool = False) -> sa.Select:
+    """One row per task with its judged artifact counts: one aggregated query.
+
+    `for_copy` (PostgreSQL `COPY … TO STDOUT`, which writes text): timestamps as microseconds
+    since the epoch, so no time zone or format is parsed back.
+    """
+    counts = _artifact_counts()
+
+    def stamp(column: sa.ColumnElement) -> sa.ColumnElement:
+        if not for_copy:
+            return column
+        return sa.cast(sa.func.round(sa.extract("epoch", column) * 1_000_000), sa.BigInteger)
+
+    numbered = counts.c.numbered > 0
+
+    def judged(current: sa.ColumnElement, legacy: sa.ColumnElement) -> sa.ColumnElement:
+        return sa.func.coalesce(sa.case((numbered, current), else_=legacy), 0)
+
     has_deps = sa.case(
         (
             sa.or_(T.c.depends_on.is_(None), sa.cast(T.c.depends_on, sa.Text).in_(["[]", "null"])),
@@ -79,32 +122,80 @@ def load_tasks(conn: sa.Connection) -> pl.DataFrame:
         ),
         else_=True,
     )
-    query = (
-        sa.select(
-            T.c.id.label("task_id"),
-            T.c.task_type,
-            T.c.status,
-            T.c.verification_status,
-            T.c.error_message,
-            has_deps.label("has_dependencies"),
-            T.c.attempt_count,
-            T.c.created_at,
-            sa.func.coalesce(T.c.started_at, T.c.assigned_at, T.c.updated_at).label("state_since"),
-            sa.func.count(A.c.id).label("artifacts"),
-            sa.func.coalesce(sa.func.sum(sa.case((A.c.verified, 1), else_=0)), 0).label(
-                "verified_artifacts"
-            ),
-        )
-        .select_from(T.outerjoin(A, sa.and_(A.c.task_id == T.c.id, _judged_artifact())))
-        .group_by(T.c.id)
+    return sa.select(
+        sa.cast(T.c.id, sa.String).label("task_id"),
+        T.c.task_type,
+        T.c.title,
+        T.c.status,
+        T.c.verification_status,
+        T.c.error_message,
+        has_deps.label("has_dependencies"),
+        T.c.attempt_count,
+        stamp(T.c.created_at).label("created_at"),
+        stamp(sa.func.coalesce(T.c.started_at, T.c.assigned_at, T.c.updated_at)).label(
+            "state_since"
+        ),
+        judged(counts.c.judged, counts.c.all_rows).label("artifacts"),
+        judged(counts.c.judged_verified, counts.c.all_verified).label("verified_artifacts"),
+    ).select_from(T.outerjoin(counts, counts.c.task_id == T.c.id))
+
+
+def _utc_naive(frame: pl.DataFrame, *columns: str) -> pl.DataFrame:
+    """Timestamps as naive UTC (PostgreSQL returns them zoned, SQLite naive)."""
+    fixes = [
+        pl.col(c).dt.convert_time_zone("UTC").dt.replace_time_zone(None)
+        for c in columns
+        if getattr(frame.schema[c], "time_zone", None)
+    ]
+    return frame.with_columns(fixes) if fixes else frame
+
+
+def _copy_tasks(conn: sa.Connection) -> pl.DataFrame:
+    """PostgreSQL (psycopg2): the query's result streamed as CSV by `COPY` and parsed by polars,
+    without a Python object per row or value."""
+    query = tasks_query(for_copy=True).compile(
+        dialect=conn.dialect, compile_kwargs={"render_postcompile": True}
     )
-    rows = [dict(r._mapping) for r in conn.execute(query)]
-    for row in rows:
-        row["task_id"] = str(row["task_id"])
-        for col in ("created_at", "state_since"):
-            if isinstance(row[col], datetime) and row[col].tzinfo is not None:
-                row[col] = row[col].astimezone(UTC).replace(tzinfo=None)
-    return pl.DataFrame(rows, schema=TASK_SCHEMA)
+    buffer = io.BytesIO()
+    with conn.connection.dbapi_connection.cursor() as cursor:  # type: ignore[union-attr]
+        sql = cursor.mogrify(str(query), query.params).decode()
+        cursor.copy_expert(f"COPY ({sql}) TO STDOUT WITH (FORMAT csv, HEADER)", buffer)
+    buffer.seek(0)
+    stamps = ("created_at", "state_since")
+    schema = {
+        **TASK_SCHEMA,
+        "has_dependencies": pl.String(),
+        **{c: pl.Int64() for c in stamps},
+    }
+    frame = pl.read_csv(buffer, schema=schema)
+    return frame.with_columns(
+        pl.col("has_dependencies") == "t", *(pl.from_epoch(c, time_unit="us") for c in stamps)
+    )
+
+
+def _read_tasks(conn: sa.Connection) -> pl.DataFrame:
+    """Any other database: polars reads the query's rows in batches."""
+    batches = pl.read_database(
+        tasks_query(),
+        conn,
+        iter_batches=True,
+        batch_size=BATCH_ROWS,
+        schema_overrides=TASK_SCHEMA,
+        infer_schema_length=None,
+    )
+    frames = [_utc_naive(b, "created_at", "state_since") for b in batches]
+    if not frames:
+        return pl.DataFrame(schema=TASK_SCHEMA)
+    return pl.concat(frames, how="vertical_relaxed")
+
+
+def load_tasks(conn: sa.Connection) -> pl.DataFrame:
+    """Every task with its judged artifact counts, straight from the database into polars."""
+    if conn.dialect.name == "postgresql" and conn.dialect.driver == "psycopg2":
+        frame = _copy_tasks(conn)
+    else:
+        frame = _read_tasks(conn)
+    return frame.select(pl.col(name).cast(dtype) for name, dtype in TASK_SCHEMA.items())
 
 
 def build_audit(tasks: pl.DataFrame, now: datetime, config: TaskAuditConfig) -> pl.DataFrame:
@@ -112,6 +203,8 @@ def build_audit(tasks: pl.DataFrame, now: datetime, config: TaskAuditConfig) -> 
     now_naive = now.astimezone(UTC).replace(tzinfo=None)
     types = tasks["task_type"].fill_null("").unique().to_list()
     executable_types = [t for t in types if is_executable(t)]
+    if "title" not in tasks.columns:
+        tasks = tasks.with_columns(title=pl.lit(None, pl.String))
     enriched = tasks.with_columns(
         executable=pl.col("task_type").fill_null("").is_in(executable_types),
         age_hours=(pl.lit(now_naive) - pl.col("created_at")).dt.total_seconds() / 3600,
@@ -122,9 +215,11 @@ def build_audit(tasks: pl.DataFrame, now: datetime, config: TaskAuditConfig) -> 
         stuck_after_hours=config.stuck_after_hours,
         pr_stale_after_hours=config.pr_stale_after_hours,
     )
-    return audited.select(
+    worst_first = pl.Enum([f.value for f in REPORT_ORDER])
+    return audited.sort(pl.col("finding").cast(worst_first), "created_at").select(
         "task_id",
         "task_type",
+        "title",
         "status",
         "artifacts",
         "verified_artifacts",
@@ -133,7 +228,13 @@ def build_audit(tasks: pl.DataFrame, now: datetime, config: TaskAuditConfig) -> 
         pl.col("age_hours").round(2),
         "verification_status",
         "attempt_count",
-    ).sort("finding", "task_id")
+    )
+
+
+def audit_database(engine: sa.Engine, now: datetime, config: TaskAuditConfig) -> pl.DataFrame:
+    """Load every task and audit it: the asset's computation, without its writes."""
+    with engine.connect() as conn:
+        return build_audit(load_tasks(conn), now, config)
 
 
 def _reset_fake_completions(conn: sa.Connection, task_ids: list[str]) -> int:
@@ -156,17 +257,51 @@ def _reset_fake_completions(conn: sa.Connection, task_ids: list[str]) -> int:
     ).rowcount
 
 
+def _problems_table(problems: pl.DataFrame) -> str:
+    """The first problems (the audit is sorted worst first, oldest first) as a narrow table:
+    which task, what, why."""
+    shown = problems.head(PROBLEMS_SHOWN).select(
+        task=pl.coalesce(pl.col("title"), pl.col("task_id").str.slice(0, 8)),
+        type="task_type",
+        finding="finding",
+        detail="detail",
+    )
+    if shown.height == 0:
+        return "No problems: every task is `ok`."
+    more = problems.height - shown.height
+    footer = f"\n\n… and {more:,} more (all rows in the asset value)." if more > 0 else ""
+    return markdown_table(shown) + footer
+
+
+def _findings_table(counts: dict[str, int]) -> str:
+    rows = pl.DataFrame(
+        {"finding": list(counts), "tasks": [f"{n:,}" for n in counts.values()]},
+        schema={"finding": pl.String, "tasks": pl.String},
+    )
+    return markdown_table(rows)
+
+
+def _examples(audit: pl.DataFrame, limit: int = 10) -> str:
+    rows = audit.head(limit).select(
+        pl.format("{} ({})", pl.col("title").fill_null("untitled"), pl.col("task_id"))
+    )
+    return ", ".join(rows.to_series().to_list())
+
+
 @dg.asset(
     group_name="tasks",
+    deps=[governance_tasks, task_artifacts],
     check_specs=[
         dg.AssetCheckSpec(
             NO_FAKE_COMPLETIONS,
             asset="task_completion_audit",
+            blocking=True,
             description=(
-                "No task is `completed` without verified proof: every completed task has at "
-                "least one artifact of its completing attempt, all of them verified, and "
-                "`verification_status = verified`. Fails with the number of fake completions "
-                "(`completed_without_artifact`, `completed_unverified`) and examples."
+                "No task is completed without verified proof: every completed task has at "
+                "least one artifact of its completing attempt, all of them verified, and its "
+                "verification status is verified. ERROR severity and blocking: it fails with "
+                "the number of fake completions (completed_without_artifact, "
+                "completed_unverified) and examples, and assets downstream of the audit wait."
             ),
         )
     ],
@@ -174,26 +309,30 @@ def _reset_fake_completions(conn: sa.Connection, task_ids: list[str]) -> int:
 def task_completion_audit(
     context: dg.AssetExecutionContext, config: TaskAuditConfig, governance_db: GovernanceDB
 ):
-    """One row per task in `governance_tasks` with its audit finding.
+    """One row per task in governance_tasks with its audit finding.
 
-    Columns: `task_id`, `task_type`, `status`; `artifacts` / `verified_artifacts` (rows in
-    `task_artifacts` of the task's current attempt, i.e. the completing attempt of a completed
-    task; all rows for history written before artifacts carried an attempt number; all /
-    verified); `finding` (`ok` or a named problem: `completed_without_artifact`,
-    `completed_unverified`, `stuck`, `no_handler`, `blocked_dependency`, `blocked`,
-    `awaiting_pr_stale`, `failed_without_reason`); `detail` (why, for a person); `age_hours`
-    (since creation); `verification_status`; `attempt_count` (the attempt judged).
-    Each run also writes a row to production's `audit_reports`; with
-    `reset_fake_completions`, fake completions go back to the queue, in the same transaction
-    as that row. An empty `governance_tasks` gives an empty frame and a passing check.
+    Re-materialised after batch runs (task_audit_after_runs_sensor, at most every few
+    minutes) and every 15 minutes by task_completion_audit_schedule.
+
+    Columns: task_id, task_type, title, status; artifacts and verified_artifacts (rows in
+    task_artifacts of the task's current attempt, i.e. the completing attempt of a completed
+    task; all rows for history written before artifacts carried an attempt number; all and
+    verified); finding (ok or a named problem: completed_without_artifact,
+    completed_unverified, stuck, no_handler, blocked_dependency, blocked, awaiting_pr_stale,
+    failed_without_reason); detail (why, for a person); age_hours (since creation, 2 decimals);
+    verification_status; attempt_count (the attempt judged).
+    Each run also writes a row to production's audit_reports; with reset_fake_completions,
+    fake completions go back to the queue, in the same transaction as that row. An empty
+    governance_tasks gives an empty frame and a passing check.
     """
     now = datetime.now(UTC)
-    with governance_db.engine.connect() as conn:
-        audit = build_audit(load_tasks(conn), now, config)
-    fake_ids = audit.filter(pl.col("finding").is_in([f.value for f in FAKE_COMPLETIONS]))[
-        "task_id"
-    ].to_list()
-    counts = dict(audit.group_by("finding").len().iter_rows())
+    audit = audit_database(governance_db.engine, now, config)
+    fakes = audit.filter(pl.col("finding").is_in([f.value for f in FAKE_COMPLETIONS]))
+    fake_ids = fakes["task_id"].to_list()
+    counts = {
+        name: int(n)
+        for name, n in audit.group_by("finding").len().sort("len", descending=True).iter_rows()
+    }
     with governance_db.engine.begin() as conn:
         reset = _reset_fake_completions(conn, fake_ids) if config.reset_fake_completions else 0
         conn.execute(
@@ -211,16 +350,37 @@ def task_completion_audit(
     yield dg.Output(
         audit,
         metadata={
-            "problems": dg.MetadataValue.md(markdown_table(problems.head(20))),
+            "problems": dg.MetadataValue.md(_problems_table(problems)),
+            "findings": dg.MetadataValue.md(_findings_table(counts)),
             "tasks_audited": audit.height,
+            "problem_tasks": problems.height,
             "fake_completions": len(fake_ids),
             "fake_completions_reset": reset,
-            **{f"finding/{name}": int(n) for name, n in sorted(counts.items())},
+            **{f"finding/{name}": n for name, n in sorted(counts.items())},
         },
     )
     yield dg.AssetCheckResult(
         check_name=NO_FAKE_COMPLETIONS,
         passed=not fake_ids,
-        severity=dg.AssetCheckSeverity.WARN,
-        metadata={"fake_completions": len(fake_ids), "examples": ", ".join(fake_ids[:10])},
+        severity=dg.AssetCheckSeverity.ERROR,
+        description=(
+            f"{len(fake_ids):,} of {audit.height:,} tasks completed without verified proof"
+            if fake_ids
+            else f"all {audit.height:,} tasks audited: no fake completion"
+        ),
+        metadata={"fake_completions": len(fake_ids), "examples": _examples(fakes)},
     )
+
+
+task_completion_audit_job = dg.define_asset_job(
+    AUDIT_JOB,
+    selection=[task_completion_audit],
+    description="Materialises task_completion_audit (and runs its check).",
+)
+task_completion_audit_schedule = dg.ScheduleDefinition(
+    name="task_completion_audit_schedule",
+    job=task_completion_audit_job,
+    cron_schedule=AUDIT_CRON,
+    default_status=dg.DefaultScheduleStatus.RUNNING,
+    description="Backstop: audits every task every 15 minutes, whatever ran in between.",
+)

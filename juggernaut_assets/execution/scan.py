@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from urllib.parse import quote, urlencode
 
 import dagster as dg
 import sqlalchemy as sa
@@ -183,13 +184,48 @@ def reject_claimed(engine: Engine, task: HeldScan, reason: str) -> TaskOutcome:
     return outcome
 
 
+TASK_RUNS_KEY = dg.AssetKey("task_runs")
+TASK_LINK_METADATA = "juggernaut/task"
+"""The materialisation metadata entry that links a scan's asset to the task that asked for it."""
+
+
 def run_url(run_id: str) -> str:
     return f"{settings.dagster_ui_url()}/runs/{run_id}"
 
 
-def asset_url(target: ScanTarget) -> str:
-    url = f"{settings.dagster_ui_url()}/assets/{'/'.join(target.asset_key.path)}"
-    return f"{url}?partition={target.partition}" if target.partition else url
+def asset_page_url(key: dg.AssetKey, **query: str | int | None) -> str:
+    """An asset's page in the Dagster UI (`/assets/<path>?view=…&partition=…`, as the UI's own
+    `assetDetailsPathForKey` builds it)."""
+    path = "/".join(quote(part, safe="") for part in key.path)
+    params = urlencode({k: v for k, v in query.items() if v is not None})
+    return f"{settings.dagster_ui_url()}/assets/{path}" + (f"?{params}" if params else "")
+
+
+def task_page_url(task_id: str) -> str:
+    """The task's own page: its partition of `task_runs`."""
+    return asset_page_url(TASK_RUNS_KEY, view="partitions", partition=task_id)
+
+
+def asset_url(target: ScanTarget, timestamp: float | None = None) -> str:
+    """The materialisation in the asset's event history (focused on it when its time is known)."""
+    time = int(timestamp * 1000) if timestamp is not None else None
+    return asset_page_url(target.asset_key, view="events", partition=target.partition, time=time)
+
+
+def scan_provenance(tags: Mapping[str, str]) -> dict[str, dg.MetadataValue]:
+    """Materialisation metadata naming the scan task of this run (empty for any other run)."""
+    task_id = tags.get(TASK_TAG)
+    if not task_id:
+        return {}
+    return {TASK_LINK_METADATA: dg.MetadataValue.url(task_page_url(task_id))}
+
+
+def _materialized_at(instance: dg.DagsterInstance, run_id: str, target: ScanTarget) -> float | None:
+    for record in instance.all_logs(run_id, of_type=dg.DagsterEventType.ASSET_MATERIALIZATION):
+        event = record.dagster_event
+        if event and event.asset_key == target.asset_key and event.partition == target.partition:
+            return record.timestamp
+    return None
 
 
 def run_target(run: dg.DagsterRun) -> ScanTarget | None:
@@ -249,14 +285,16 @@ def scan_outcome(
             + f"; see {run_url(run.run_id)}"
         )
         return outcome
+    materialization = asset_url(target, _materialized_at(instance, run.run_id, target))
     artifact = Artifact(
         kind=ArtifactKind.ASSET_MATERIALIZATION,
-        uri=run_url(run.run_id),
+        uri=materialization,
         external_id=run.run_id,
         details={
             "asset": target.asset,
             "partition": target.partition,
-            "asset_url": asset_url(target),
+            "asset_url": materialization,
+            "run_url": run_url(run.run_id),
         },
     )
     outcome.artifacts = [artifact]

@@ -5,13 +5,16 @@ and reports each task's outcome as its own event on `task_runs`.
 """
 
 from collections import Counter
+from collections.abc import Mapping
 
 import dagster as dg
 import httpx
 
 from juggernaut_assets import settings
-from juggernaut_assets.assets.task_runs import task_event
+from juggernaut_assets.assets.task_runs import task_details, task_event
+from juggernaut_assets.db.enums import TaskStatus
 from juggernaut_assets.execution.executor import ExecutionEnv, run_batch
+from juggernaut_assets.execution.outcome import TaskOutcome
 from juggernaut_assets.execution.record import mark_events_reported
 from juggernaut_assets.resources.github import GitHubResource
 from juggernaut_assets.resources.governance_db import GovernanceDB
@@ -23,13 +26,60 @@ BATCH_TAG = "juggernaut/batch"
 REPORT_EVERY = 50
 """Outcomes whose events are written are marked reported in groups of this many."""
 USER_AGENT = "juggernaut-assets (task executor)"
+SUMMARY_TAG_PREFIX = "juggernaut/"
+SUMMARY_STATES = ("completed", "failed", "blocked", "waiting", "retrying", "not_recorded")
+"""How a batch's tasks ended, as run tags (`juggernaut/failed=3`) and output metadata."""
+_STATE_OF = {
+    TaskStatus.COMPLETED: "completed",
+    TaskStatus.FAILED: "failed",
+    TaskStatus.CANCELLED: "failed",
+    TaskStatus.BLOCKED: "blocked",
+    TaskStatus.WAITING_APPROVAL: "waiting",
+    TaskStatus.AWAITING_PR_MERGE: "waiting",
+    TaskStatus.PENDING: "retrying",
+}
+UNFINISHED_SHOWN = 20
+
+
+def summary_state(outcome: TaskOutcome) -> str:
+    """Where the task stands after its outcome was recorded: one of `SUMMARY_STATES`
+    (`retrying`: back in the queue for another attempt; `not_recorded`: another worker had
+    taken the task, nothing was written)."""
+    if not outcome.recorded or outcome.next_status is None:
+        return "not_recorded"
+    return _STATE_OF.get(outcome.next_status, "retrying")
+
+
+def summary_tags(counts: Mapping[str, int]) -> dict[str, str]:
+    """Run tags: every state with its count (zeros too, so `juggernaut/failed=0` filters)."""
+    return {f"{SUMMARY_TAG_PREFIX}{state}": str(counts.get(state, 0)) for state in SUMMARY_STATES}
+
+
+def _unfinished_table(rows: list[TaskOutcome], counts: Mapping[str, int]) -> str:
+    """The first tasks that did not complete: which, what kind, where they stand, why."""
+    total = sum(counts.values()) - counts.get("completed", 0)
+    if not rows:
+        return "Every task of the batch completed." if counts else "The batch had no task."
+    lines = ["| task | type | state | reason |", "| --- | --- | --- | --- |"]
+    for o in rows:
+        reason = o.message.replace("|", "\\|").replace("\n", " ")[:80]
+        lines.append(f"| {o.task_id[:8]} | {o.task_type} | {summary_state(o)} | {reason} |")
+    more = f"\n\n… and {total - len(rows)} more." if total > len(rows) else ""
+    return "\n".join(lines) + more
 
 
 class BatchConfig(dg.Config):
     batch_key: str
 
 
-@dg.op(description="Carry out the claimed tasks of one batch and report each outcome.")
+@dg.op(
+    description=(
+        "Carry out the claimed tasks of one batch and report each outcome. Its output's "
+        "metadata and the run's tags (juggernaut/completed, juggernaut/failed, …) count how "
+        "the batch's tasks ended."
+    ),
+    out=dg.Out(dg.Nothing),
+)
 def execute_task_batch(
     context: dg.OpExecutionContext,
     config: BatchConfig,
@@ -38,8 +88,9 @@ def execute_task_batch(
     github: GitHubResource,
     llm: LlmResource,
     registrar: NameComRegistrar,
-) -> None:
+) -> dg.Output[None]:
     counts: Counter[str] = Counter()
+    unfinished: list[TaskOutcome] = []
     with httpx.Client(headers={"User-Agent": USER_AGENT}, follow_redirects=False) as http:
         env = ExecutionEnv(
             engine=governance_db.engine,
@@ -55,17 +106,31 @@ def execute_task_batch(
         reported: list[str] = []
         try:
             for outcome in run_batch(env, config.batch_key, context.run_id):
-                counts[str(outcome.next_status or outcome.ending)] += 1
+                state = summary_state(outcome)
+                counts[state] += 1
+                if state != "completed" and len(unfinished) < UNFINISHED_SHOWN:
+                    unfinished.append(outcome)
                 if outcome.recorded:
-                    context.log_event(task_event(outcome))
+                    task = task_details(governance_db.engine, [outcome.task_id])
+                    context.log_event(task_event(outcome, task.get(outcome.task_id)))
                     reported.append(outcome.task_id)
                 if len(reported) >= REPORT_EVERY:
                     mark_events_reported(governance_db.engine, reported)
                     reported.clear()
         finally:
             mark_events_reported(governance_db.engine, reported)
-    summary = ", ".join(f"{n} {status}" for status, n in sorted(counts.items())) or "no tasks"
+            context.instance.add_run_tags(context.run_id, summary_tags(counts))
+    summary = ", ".join(f"{counts[s]} {s}" for s in SUMMARY_STATES if counts[s]) or "no tasks"
     context.log.info(f"batch {config.batch_key}: {summary}")
+    return dg.Output(
+        None,
+        metadata={
+            "summary": summary,
+            "tasks": sum(counts.values()),
+            **{state: counts[state] for state in SUMMARY_STATES},
+            "not_completed": dg.MetadataValue.md(_unfinished_table(unfinished, counts)),
+        },
+    )
 
 
 @dg.job(

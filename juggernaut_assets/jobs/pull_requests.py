@@ -7,7 +7,7 @@ state moves gets its `task_runs` event, as in an executor run.
 
 import dagster as dg
 
-from juggernaut_assets.assets.task_runs import task_event
+from juggernaut_assets.assets.task_runs import task_details, task_event
 from juggernaut_assets.execution.pr_actions import PrAction, PrEnv, carry_out
 from juggernaut_assets.execution.record import mark_events_reported
 from juggernaut_assets.lib.merge_policy import Action
@@ -56,7 +56,8 @@ def act_on_pull_requests(
                 continue
             context.log.info(f"{result.name} {result.action}: {result.summary}")
             if result.outcome is not None:
-                context.log_event(task_event(result.outcome))
+                task = task_details(engine, [result.outcome.task_id]).get(result.outcome.task_id)
+                context.log_event(task_event(result.outcome, task))
                 reported.append(result.outcome.task_id)
     finally:
         mark_events_reported(engine, reported)

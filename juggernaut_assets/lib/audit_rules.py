@@ -37,6 +37,8 @@ class Finding(StrEnum):
 
 
 FAKE_COMPLETIONS = (Finding.COMPLETED_WITHOUT_ARTIFACT, Finding.COMPLETED_UNVERIFIED)
+REPORT_ORDER = (*(f for f in Finding if f is not Finding.OK), Finding.OK)
+"""How an audit is ordered: problems in the order above (fake completions first), `ok` last."""
 
 
 def audit_tasks(

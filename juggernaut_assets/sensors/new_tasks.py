@@ -15,7 +15,7 @@ from typing import Any
 
 import dagster as dg
 
-from juggernaut_assets.assets.task_runs import TASK_PARTITIONS, task_event
+from juggernaut_assets.assets.task_runs import TASK_PARTITIONS, task_details, task_event
 from juggernaut_assets.db.models import utcnow
 from juggernaut_assets.execution.record import mark_events_reported, unreported_outcomes
 from juggernaut_assets.execution.registry import HandlerName
@@ -138,6 +138,7 @@ def new_tasks_sensor(
     for run_id in reaped.silent_runs:
         _stop_silent_run(context, run_id)
     unreported = unreported_outcomes(engine, _worker_gone(context.instance))
+    details = task_details(engine, [o.task_id for o in unreported]) if unreported else {}
     claim = claim_tasks(
         engine,
         limit=task_queue.max_tasks_per_tick,
@@ -170,7 +171,7 @@ def new_tasks_sensor(
     return dg.SensorResult(
         run_requests=[_run_request(b, task_queue) for b in batches],
         dynamic_partitions_requests=partition_requests,
-        asset_events=[task_event(o) for o in unreported],
+        asset_events=[task_event(o, details.get(o.task_id)) for o in unreported],
         cursor=json.dumps({"partitions_added": added, "reported": [o.task_id for o in unreported]}),
         skip_reason=None if batches else "; ".join(seen),
     )

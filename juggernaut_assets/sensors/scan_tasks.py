@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 import dagster as dg
 from sqlalchemy.engine import Engine
 
-from juggernaut_assets.assets.task_runs import TASK_PARTITIONS, task_event
+from juggernaut_assets.assets.task_runs import TASK_PARTITIONS, task_details, task_event
 from juggernaut_assets.execution.outcome import TaskOutcome, TaskRejected
 from juggernaut_assets.execution.record import mark_events_reported
 from juggernaut_assets.execution.scan import (
@@ -51,11 +51,12 @@ def scannable_assets(repository: dg.RepositoryDefinition) -> Scannable:
 
 def report(instance: dg.DagsterInstance, engine: Engine, outcomes: Iterable[TaskOutcome]) -> int:
     """Write each recorded outcome's `task_runs` event; returns how many were written."""
+    recorded = [o for o in outcomes if o.recorded]
+    details = task_details(engine, [o.task_id for o in recorded])
     written = []
-    for outcome in outcomes:
-        if outcome.recorded:
-            instance.report_runless_asset_event(task_event(outcome))
-            written.append(outcome.task_id)
+    for outcome in recorded:
+        instance.report_runless_asset_event(task_event(outcome, details.get(outcome.task_id)))
+        written.append(outcome.task_id)
     mark_events_reported(engine, written)
     return len(written)
 
