@@ -27,7 +27,7 @@ from tests.pr_driver import PrDriver
 from tests.queue_driver import drain, evaluate_sensor, task_row
 
 TOKEN = "fake-github-token"
-KEY = "sk-test-llm-key-31337"
+KEY = "fake-llm-key-for-merge-tests"
 REPO = "acme/app"
 GREETING = 'def greet():\n    return "hi"\n'
 ANSWER = (

@@ -41,7 +41,7 @@ from tests.fakes.github_server import FakeGitHub
 from tests.queue_driver import drain, task_row
 
 TOKEN = "fake-github-token"
-KEY = "sk-or-test-key-8675309-secret"
+KEY = "fake-llm-key-for-tests-8675309"
 GREETING = 'def greet():\n    return "hi"\n'
 FILES = {
     "README.md": "# App\n\nSays hi.\n",

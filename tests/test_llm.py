@@ -20,7 +20,7 @@ from juggernaut_assets.resources.llm import (
 from tests.fakes.chat_server import USD_PER_COMPLETION_TOKEN, USD_PER_PROMPT_TOKEN, FakeChat
 from tests.fakes.local_server import Reply
 
-KEY = "sk-test-llm-key-5551234"
+KEY = "fake-llm-key-for-llm-tests"
 MESSAGES = [
     {"role": "system", "content": "You edit files."},
     {"role": "user", "content": "Make the readme friendlier."},
@@ -98,7 +98,7 @@ def test_refused_key_is_not_authorised_and_never_echoed(chat, status):
 
 def test_wrong_key_is_refused_by_the_server(chat):
     with pytest.raises(LlmNotAuthorised, match="401"):
-        _llm(chat, api_key="sk-some-other-key-000").chat(MESSAGES)
+        _llm(chat, api_key="fake-other-llm-key").chat(MESSAGES)
 
 
 def test_out_of_credits_is_its_own_error(chat):

@@ -48,7 +48,7 @@ from tests.fakes.pages_server import (
 )
 from tests.queue_driver import drain, task_row
 
-KEY = "sk-or-research-key-0123456789"
+KEY = "fake-llm-key-for-research-tests"
 QUESTION = "How are solar and wind power developing in the region?"
 CAP = 200_000
 
