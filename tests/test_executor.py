@@ -146,6 +146,10 @@ def test_workflow_http_step_records_the_call_and_verifies_2xx(
     assert "t0p-s3cret-value" not in json.dumps([call.arguments, call.result])
     [artifact] = _artifacts(governance_db, task_id)
     assert (artifact.kind, artifact.uri, artifact.external_id) == ("http_response", url, call.id)
+    [event] = instance.fetch_materializations(dg.AssetKey("task_runs"), limit=1).records
+    metadata = event.asset_materialization.metadata
+    previews = [v.value for k, v in metadata.items() if k.endswith("_preview")]
+    assert any('"ok": true' in str(p) for p in previews), list(metadata)
 
 
 def test_workflow_http_5xx_retries_with_backoff_and_4xx_fails(

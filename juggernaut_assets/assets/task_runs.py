@@ -172,8 +172,7 @@ def _preview(artifact: Artifact) -> dg.MetadataValue | None:
     if artifact.kind == ArtifactKind.EMAIL_MESSAGE and artifact.uri:
         return _email_preview(Path(artifact.uri))
     if artifact.kind == ArtifactKind.HTTP_RESPONSE and artifact.details.get("body_preview"):
-        head = str(artifact.details["body_preview"])[:500]
-        return dg.MetadataValue.md(f"```\n{head}\n```")
+        return dg.MetadataValue.text(str(artifact.details["body_preview"])[:500])
     return None
 
 

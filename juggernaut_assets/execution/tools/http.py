@@ -156,7 +156,7 @@ def _output(
         "body_path": str(body_path),
         "credential": credential.name if credential else None,
         "idempotency_key": httpx.Headers(headers).get(IDEMPOTENCY_HEADER),
-        **{k: v for k, v in summary.items() if k != "body_preview"},
+        **summary,
         "content_encoding": exchange.content_encoding,
     }
     return ToolOutput(
