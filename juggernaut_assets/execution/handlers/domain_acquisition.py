@@ -26,19 +26,15 @@ Every registrar call is one `tool_calls` row (`tool_name = registrar`).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, TypeVar
 
 import sqlalchemy as sa
 
 from juggernaut_assets.db.enums import ArtifactKind, SpendState
 from juggernaut_assets.db.models import GovernanceTask, utcnow
 from juggernaut_assets.execution import spend
-from juggernaut_assets.execution.call_log import recorded_call
 from juggernaut_assets.execution.context import TaskContext
+from juggernaut_assets.execution.domain_dns import point_at_target
 from juggernaut_assets.execution.outcome import (
     Artifact,
     HandlerResult,
@@ -47,118 +43,35 @@ from juggernaut_assets.execution.outcome import (
     TaskBlocked,
     TaskRejected,
 )
+from juggernaut_assets.execution.registrar_calls import (
+    Purchase,
+    RegistrarCalls,
+    availability_summary,
+    bought,
+    domain_summary,
+    idempotency_key,
+    iso,
+    order_summary,
+    registration_summary,
+)
 from juggernaut_assets.execution.verify_domains import rdap_check
 from juggernaut_assets.lib.sources.rdap import ascii_domain
 from juggernaut_assets.resources.registrar import (
     NO_REGISTRAR_CONFIGURED,
-    Availability,
-    DnsRecord,
-    Order,
     RegisteredDomain,
-    Registrar,
     RegistrarError,
     RegistrarNotAuthorised,
     RegistrarPaymentFailed,
     RegistrarRefused,
-    RegistrarTransient,
-    Registration,
-    forsale_records,
 )
 from juggernaut_assets.tasks.payloads import DomainAcquisitionPayload, validate_payload
 
-TOOL_NAME = "registrar"
 CATEGORY = spend.SpendCategory.DOMAIN_REGISTRATION
 YEARS = 1
 NOT_APPROVED = (
     "buying a domain spends money: an operator approves each acquisition "
     "(`juggernaut tasks approve ID`)"
 )
-T = TypeVar("T")
-
-
-def idempotency_key(task_id: str, reservation_id: str) -> str:
-    """The same for every send of one reservation's order, new after a release."""
-    return f"juggernaut-{task_id}-{reservation_id}"
-
-
-@dataclass(frozen=True)
-class Purchase:
-    order_id: str
-    amount: float
-    reservation_id: str
-    order_call_id: str | None
-    recovered: bool
-    """True when an earlier attempt's order was found in the account (not sent again)."""
-
-
-class _Calls:
-    """The task's registrar calls, each recorded as one `tool_calls` row."""
-
-    def __init__(self, ctx: TaskContext, registrar: Registrar) -> None:
-        self.ctx = ctx
-        self.registrar = registrar
-
-    def run(
-        self,
-        operation: str,
-        arguments: dict[str, Any],
-        call: Callable[[], T],
-        summary: Callable[[T], dict[str, Any]],
-        external_id: Callable[[T], str | None] = lambda _: None,
-    ) -> tuple[T, str]:
-        recorded = {"registrar": self.registrar.display_name, "operation": operation, **arguments}
-        with recorded_call(self.ctx.engine, self.ctx.task_id, TOOL_NAME, recorded) as record:
-            try:
-                value = call()
-            except RegistrarError as exc:
-                record.result = {"status_code": exc.status, "error_type": type(exc).__name__}
-                record.error = self.registrar.scrub(str(exc))
-                raise
-            record.result = summary(value)
-            record.external_id = external_id(value)
-        return value, record.call_id
-
-
-def _availability(a: Availability) -> dict[str, Any]:
-    return {
-        "purchasable": a.purchasable,
-        "premium": a.premium,
-        "purchase_price": a.purchase_price,
-        "renewal_price": a.renewal_price,
-        "purchase_type": a.purchase_type,
-    }
-
-
-def _domain(d: RegisteredDomain | None) -> dict[str, Any]:
-    if d is None:
-        return {"in_account": False}
-    return {
-        "in_account": True,
-        "expire_date": _iso(d.expire_date),
-        "create_date": _iso(d.create_date),
-    }
-
-
-def _registration(r: Registration) -> dict[str, Any]:
-    return {
-        "order": r.order_id,
-        "total_paid": r.total_paid,
-        "expire_date": _iso(r.domain.expire_date),
-    }
-
-
-def _order(o: Order | None) -> dict[str, Any]:
-    if o is None:
-        return {"found": False}
-    return {"found": True, "order": o.id, "status": o.status, "final_amount": o.final_amount}
-
-
-def _record(r: DnsRecord) -> dict[str, Any]:
-    return {"id": r.id, "host": r.host, "type": r.type, "answer": r.answer, "ttl": r.ttl}
-
-
-def _iso(moment: datetime | None) -> str | None:
-    return moment.isoformat() if moment else None
 
 
 def _require_approval(ctx: TaskContext) -> None:
@@ -176,20 +89,20 @@ def _release(ctx: TaskContext, reservation: spend.Reservation | None, reason: st
 
 
 def _earlier_purchase(
-    ctx: TaskContext, calls: _Calls, reservation: spend.Reservation, domain: str
+    ctx: TaskContext, calls: RegistrarCalls, reservation: spend.Reservation, domain: str
 ) -> Purchase | None:
     """The order an earlier attempt sent without hearing back, if the registrar has it."""
     registrar = calls.registrar
     name = registrar.display_name
     try:
         record, _ = calls.run(
-            "get_domain", {"domain": domain}, lambda: registrar.get_domain(domain), _domain
+            "get_domain", {"domain": domain}, lambda: registrar.get_domain(domain), domain_summary
         )
         order, call_id = calls.run(
             "find_registration_order",
             {"domain": domain},
             lambda: registrar.find_registration_order(domain),
-            _order,
+            order_summary,
             lambda o: o.id if o else None,
         )
     except RegistrarError as exc:
@@ -213,7 +126,7 @@ def _earlier_purchase(
 
 def _buy(
     ctx: TaskContext,
-    calls: _Calls,
+    calls: RegistrarCalls,
     payload: DomainAcquisitionPayload,
     domain: str,
     reservation: spend.Reservation | None,
@@ -230,7 +143,7 @@ def _buy(
             "check_availability",
             {"domain": domain},
             lambda: registrar.check_availability(domain),
-            _availability,
+            availability_summary,
         )
     except RegistrarNotAuthorised as exc:
         raise TaskBlocked(str(exc)) from None
@@ -293,7 +206,7 @@ def _buy(
                 idempotency_key=key,
                 years=YEARS,
             ),
-            _registration,
+            registration_summary,
             lambda r: r.order_id,
         )
     except RegistrarPaymentFailed as exc:
@@ -322,7 +235,7 @@ def _buy(
 
 
 def _purchase(
-    ctx: TaskContext, calls: _Calls, payload: DomainAcquisitionPayload, domain: str
+    ctx: TaskContext, calls: RegistrarCalls, payload: DomainAcquisitionPayload, domain: str
 ) -> Purchase:
     reservation = spend.open_reservation(ctx.engine, ctx.task_id, CATEGORY)
     if reservation is not None and reservation.state is SpendState.CHARGED:
@@ -340,23 +253,13 @@ def _purchase(
     return _buy(ctx, calls, payload, domain, reservation)
 
 
-@contextmanager
-def _bought(domain: str, purchase: Purchase, step: str) -> Iterator[None]:
-    """Errors after the purchase: say that the domain is bought, and that retrying buys nothing."""
-    where = f"{domain} is bought (order {purchase.order_id}), but {step} failed"
-    try:
-        yield
-    except RegistrarTransient as exc:
-        raise RetriableError(f"{where} for now ({exc}); the next attempt buys nothing") from None
-    except RegistrarError as exc:
-        raise TaskBlocked(f"{where}: {exc}; a retry buys nothing") from None
-
-
-def _confirm(calls: _Calls, domain: str, purchase: Purchase) -> tuple[RegisteredDomain, str]:
+def _confirm(
+    calls: RegistrarCalls, domain: str, purchase: Purchase
+) -> tuple[RegisteredDomain, str]:
     registrar = calls.registrar
-    with _bought(domain, purchase, f"reading it back from {registrar.display_name}"):
+    with bought(domain, purchase, f"reading it back from {registrar.display_name}"):
         record, call_id = calls.run(
-            "get_domain", {"domain": domain}, lambda: registrar.get_domain(domain), _domain
+            "get_domain", {"domain": domain}, lambda: registrar.get_domain(domain), domain_summary
         )
     if record is None:
         raise RetriableError(
@@ -371,67 +274,6 @@ def _confirm(calls: _Calls, domain: str, purchase: Purchase) -> tuple[Registered
     return record, call_id
 
 
-def _point_at_target(
-    ctx: TaskContext, calls: _Calls, domain: str, purchase: Purchase
-) -> list[Artifact]:
-    """`dns_record` artifacts pointing `domain` at the for-sale target (existing ones reused)."""
-    registrar = calls.registrar
-    target = registrar.forsale_target or ""
-    try:
-        wanted = forsale_records(target, registrar.dns_ttl)
-    except ValueError as exc:
-        raise TaskBlocked(f"{domain} is bought (order {purchase.order_id}), but {exc}") from None
-    artifacts = []
-    with _bought(domain, purchase, f"pointing it at {target}"):
-        existing, _ = calls.run(
-            "list_records",
-            {"domain": domain},
-            lambda: registrar.list_records(domain),
-            lambda records: {"records": len(records)},
-        )
-        for host, kind, answer, ttl in wanted:
-            record = next(
-                (
-                    r
-                    for r in existing
-                    if r.host == host
-                    and r.type == kind
-                    and r.answer.lower().rstrip(".") == answer.lower().rstrip(".")
-                ),
-                None,
-            )
-            call_id: str | None = None
-            if record is None:
-                ctx.tools.fence()
-                record, call_id = calls.run(
-                    "create_record",
-                    {"domain": domain, "host": host, "type": kind, "answer": answer, "ttl": ttl},
-                    lambda h=host, k=kind, a=answer, t=ttl: registrar.create_record(
-                        domain, host=h, type=k, answer=a, ttl=t
-                    ),
-                    _record,
-                    lambda r: r.id,
-                )
-            artifacts.append(
-                Artifact(
-                    kind=ArtifactKind.DNS_RECORD,
-                    uri=registrar.record_url(domain, record.id),
-                    external_id=record.id,
-                    details={
-                        "domain": domain,
-                        "host": record.host,
-                        "type": record.type,
-                        "answer": record.answer,
-                        "ttl": record.ttl,
-                        "fqdn": record.fqdn,
-                        "target": target,
-                        "tool_call_id": call_id,
-                    },
-                )
-            )
-    return artifacts
-
-
 def run_domain_acquisition(ctx: TaskContext) -> HandlerResult:
     payload = validate_payload(DomainAcquisitionPayload, ctx.payload)
     domain = ascii_domain(payload.domain)
@@ -441,10 +283,10 @@ def run_domain_acquisition(ctx: TaskContext) -> HandlerResult:
     registrar = ctx.registrar
     if registrar is None or not registrar.configured:
         raise TaskBlocked(NO_REGISTRAR_CONFIGURED)
-    calls = _Calls(ctx, registrar)
+    calls = RegistrarCalls(ctx, registrar)
     purchase = _purchase(ctx, calls, payload, domain)
     record, confirm_call = _confirm(calls, domain, purchase)
-    dns = _point_at_target(ctx, calls, domain, purchase) if registrar.forsale_target else []
+    dns = point_at_target(ctx, calls, domain, purchase) if registrar.forsale_target else []
     check = rdap_check(domain, registrar.rdap_bootstrap_url, registrar.timeout_seconds)
     name = registrar.display_name
     paid = spend.usd(spend.cents(purchase.amount))
@@ -464,8 +306,8 @@ def run_domain_acquisition(ctx: TaskContext) -> HandlerResult:
             "registrar": name,
             "order_id": purchase.order_id,
             "amount_usd": purchase.amount,
-            "expire_date": _iso(record.expire_date),
-            "create_date": _iso(record.create_date),
+            "expire_date": iso(record.expire_date),
+            "create_date": iso(record.create_date),
             "rdap_url": check.url,
             "spend_ledger_id": purchase.reservation_id,
             "order_tool_call_id": purchase.order_call_id,
