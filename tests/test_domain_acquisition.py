@@ -360,7 +360,7 @@ def test_insufficient_funds_blocks_with_a_clear_reason_and_releases_the_reservat
     assert ledger.state == "released" and namecom.orders_taken == []
 
 
-@pytest.mark.parametrize("failure", ["5xx", "timeout"])
+@pytest.mark.parametrize("failure", ["5xx", "timeout", "huge"])
 def test_an_order_without_an_answer_is_never_sent_again(
     governance_db, db_url, tmp_path, namecom, registry, failure
 ):

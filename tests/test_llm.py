@@ -156,6 +156,14 @@ def test_malformed_bodies_give_a_clear_error(chat, reply, expected):
     assert expected in str(err.value)
 
 
+def test_an_answer_larger_than_the_cap_is_refused_unread(chat):
+    chat.raw(Reply(200, {"choices": [{"message": {"content": "x" * 200_000}}]}))
+    with pytest.raises(LlmMalformedResponse, match="larger than 100,000 bytes"):
+        _llm(chat, max_response_bytes=100_000).chat(MESSAGES)
+    chat.answer("small enough")
+    assert _llm(chat, max_response_bytes=100_000).chat(MESSAGES).content == "small enough"
+
+
 def test_a_model_that_refuses_a_temperature_is_asked_again_without_it():
     with FakeChat(KEY, refuse_temperature=True) as server:
         server.answer("ok")

@@ -350,6 +350,26 @@ def test_many_pull_requests_are_read_in_one_request_and_summarised(world):
     assert "3 unchanged" in second.skip_reason, second.skip_reason
 
 
+def test_graphql_answer_larger_than_the_cap_is_refused(world):
+    pr = world.open_pr_task()
+    world.github(graphql_max_response_bytes=200)
+    tick = world.driver.tick()
+    assert "larger than 200 bytes" in tick.skip_reason and tick.actions == []
+    assert world.task(pr).status == TaskStatus.AWAITING_PR_MERGE.value
+
+
+def test_pull_request_github_no_longer_knows_is_marked_and_left_waiting(world):
+    pr = world.open_pr_task()
+    with make_engine(world.db_url).begin() as conn:
+        conn.execute(sa.update(PrTracking).values(node_id=None, pr_number=999))
+    tick = world.driver.tick()
+    assert "1 not answered by GitHub" in tick.skip_reason and tick.actions == []
+    with make_engine(world.db_url).connect() as conn:
+        metadata = conn.execute(sa.select(sa.cast(PrTracking.metadata_, sa.Text))).scalar_one()
+    assert "no pull request" in json.loads(metadata)["juggernaut"]["missing"]
+    assert world.task(pr).status == TaskStatus.AWAITING_PR_MERGE.value
+
+
 def test_sensor_without_token_says_so(world):
     world.open_pr_task()
     world.github(token=None)

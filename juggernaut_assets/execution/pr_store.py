@@ -10,7 +10,7 @@ nothing twice, while a new state can always be acted on).
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -218,8 +218,8 @@ def write_observations(
     engine: Engine,
     seen: Sequence[tuple[FollowedPr, ObservedPr, Decision]],
     now: datetime | None = None,
-) -> int:
-    """Store what GitHub said about each pull request; returns how many made progress.
+) -> None:
+    """Store what GitHub said about each pull request.
 
     A row an action changed since it was read (its `updated_at` moved) is left as the action
     wrote it; the next tick reads it again. Also writes the reason a pull request waits into
@@ -227,7 +227,6 @@ def write_observations(
     changed).
     """
     now = now or utcnow()
-    progressed = 0
     rows: list[dict[str, Any]] = []
     notes: list[dict[str, Any]] = []
     for pr, obs, decision in seen:
@@ -243,7 +242,6 @@ def write_observations(
         }
         if signature != pr.ours.get("signature"):
             changes["progress_at"] = now.isoformat()
-            progressed += 1 if pr.ours.get("signature") else 0
         if obs.closed_by:
             changes["closed_by"] = obs.closed_by
         if obs.closed_at:
@@ -276,7 +274,7 @@ def write_observations(
         ):
             notes.append({"b_task": pr.task_id, "b_note": decision.reason})
     if not rows:
-        return 0
+        return
     update = (
         P.update()
         .where(
@@ -307,14 +305,15 @@ def write_observations(
         conn.execute(update, rows)
         if notes:
             conn.execute(note, notes)
-    return progressed
 
 
-def mark_missing(engine: Engine, prs: Iterable[FollowedPr], reason: str) -> None:
-    """Record, on each row, that GitHub did not answer for it (it is polled again later)."""
+def mark_missing(engine: Engine, missing: Sequence[tuple[FollowedPr, str]]) -> None:
+    """Record, on each row, why GitHub did not answer for it (it is polled again later)."""
+    if not missing:
+        return
     now = utcnow()
     with engine.begin() as conn:
-        for pr in prs:
+        for pr, reason in missing:
             conn.execute(
                 P.update()
                 .where(P.c.id == pr.id)

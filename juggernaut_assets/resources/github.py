@@ -16,6 +16,7 @@ import httpx
 import pydantic
 
 from juggernaut_assets.lib.github_urls import graphql_url_for
+from juggernaut_assets.resources.bounded_http import ResponseTooLarge, send_bounded
 
 _clients: dict[tuple[str, str, float, float], github.Github] = {}
 _clients_lock = threading.Lock()
@@ -86,6 +87,8 @@ class GitHubResource(dg.ConfigurableResource):
     seconds_between_writes: float = 1.0
     """PyGithub's pacing, which follows GitHub's guidance for content-creating requests."""
     timeout_seconds: float = 30.0
+    graphql_max_response_bytes: int = 32 * 1024 * 1024
+    """A GraphQL answer larger than this is refused (100 pull requests are well under 1 MB)."""
 
     @property
     def configured(self) -> bool:
@@ -134,15 +137,21 @@ class GitHubResource(dg.ConfigurableResource):
         (`x-ratelimit-remaining: 0`) and on a `RATE_LIMITED` error; `GitHubApiError` on other
         refusals and on GraphQL errors that come without data.
         """
-        response = http.post(
-            self.resolved_graphql_url,
-            json={"query": query, "variables": variables or {}},
-            headers={
-                "Authorization": f"bearer {self.token or ''}",
-                "Accept": "application/json",
-            },
-            timeout=self.timeout_seconds,
-        )
+        try:
+            response = send_bounded(
+                http,
+                "POST",
+                self.resolved_graphql_url,
+                max_bytes=self.graphql_max_response_bytes,
+                json={"query": query, "variables": variables or {}},
+                headers={
+                    "Authorization": f"bearer {self.token or ''}",
+                    "Accept": "application/json",
+                },
+                timeout=self.timeout_seconds,
+            )
+        except ResponseTooLarge as exc:
+            raise GitHubApiError(f"GitHub GraphQL answer refused: {exc}") from None
         if response.status_code in (403, 429):
             if response.headers.get("retry-after"):
                 raise GitHubRateLimited(

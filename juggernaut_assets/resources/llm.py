@@ -11,6 +11,7 @@ import dagster as dg
 import httpx
 
 from juggernaut_assets.lib.redaction import redact_text
+from juggernaut_assets.resources.bounded_http import ResponseTooLarge, send_bounded
 from juggernaut_assets.resources.http_sources import retry_after_seconds
 
 DEFAULT_API_URL = "https://openrouter.ai/api/v1"
@@ -99,6 +100,9 @@ class LlmResource(dg.ConfigurableResource):
     usd_per_million_prompt_tokens: float = DEFAULT_USD_PER_MILLION_PROMPT_TOKENS
     usd_per_million_completion_tokens: float = DEFAULT_USD_PER_MILLION_COMPLETION_TOKENS
     max_tokens: int = 8192
+    max_response_bytes: int = 8 * 1024 * 1024
+    """An answer larger than this is refused unread (a chat completion of `max_tokens` tokens is
+    a few hundred kB)."""
     temperature: float | None = 0.0
     timeout_seconds: float = 300.0
     max_inline_retries: int = 2
@@ -148,7 +152,16 @@ class LlmResource(dg.ConfigurableResource):
         timeout = httpx.Timeout(self.timeout_seconds, connect=min(self.timeout_seconds, 15.0))
         try:
             with httpx.Client(timeout=timeout, follow_redirects=False) as client:
-                return client.post(self.endpoint, json=body, headers=headers)
+                return send_bounded(
+                    client,
+                    "POST",
+                    self.endpoint,
+                    max_bytes=self.max_response_bytes,
+                    json=body,
+                    headers=headers,
+                )
+        except ResponseTooLarge as exc:
+            raise LlmMalformedResponse(f"the model API's answer was refused: {exc}") from None
         except httpx.TimeoutException as exc:
             raise LlmTransient(
                 f"the model API did not answer within {self.timeout_seconds:g} s "

@@ -23,8 +23,11 @@ import httpx
 
 from juggernaut_assets.lib.redaction import redact_text
 from juggernaut_assets.lib.sources import rdap
+from juggernaut_assets.resources.bounded_http import ResponseTooLarge, send_bounded
 
 DEFAULT_URL = "https://api.name.com"
+MAX_RESPONSE_BYTES = 4 * 1024 * 1024
+"""Name.com answers are small JSON documents; a larger body is refused unread."""
 SANDBOX_URL = "https://api.dev.name.com"
 IDEMPOTENCY_HEADER = "Idempotency-Key"
 NO_REGISTRAR_CONFIGURED = (
@@ -366,9 +369,18 @@ class NameComRegistrar(dg.ConfigurableResource):
                 follow_redirects=False,
                 auth=httpx.BasicAuth(self.username, self.token),
             ) as client:
-                response = client.request(
-                    method, self.url.rstrip("/") + path, json=body, headers=sent_headers
+                response = send_bounded(
+                    client,
+                    method,
+                    self.url.rstrip("/") + path,
+                    max_bytes=MAX_RESPONSE_BYTES,
+                    json=body,
+                    headers=sent_headers,
                 )
+        except ResponseTooLarge as exc:
+            raise RegistrarMalformed(
+                f"Name.com's answer to {method} {_path(path)}: {exc}"
+            ) from None
         except httpx.TimeoutException as exc:
             raise RegistrarTransient(
                 f"Name.com did not answer {method} {_path(path)} within "

@@ -160,8 +160,7 @@ def pr_state_sensor(
             unchanged.add(pr.id)
         seen.append((pr, obs, decision))
     pr_store.write_observations(engine, seen, now)
-    for pr, why in fresh.missing:
-        pr_store.mark_missing(engine, [pr], why)
+    pr_store.mark_missing(engine, fresh.missing)
     seen_ids = {pr.id for pr, _, _ in seen}
     settling = _unsettled(engine, busy | seen_ids, now)
     to_act = [

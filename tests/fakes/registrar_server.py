@@ -10,7 +10,8 @@ records (`GET`/`POST /v4/domains/{name}/records[/{id}]`). Errors are `{"message"
 Failure modes for the purchase, taken from `fail_after_order`: `"5xx"` takes the order (the
 domain is in the account, the balance is debited) and then answers 500; `"timeout"` takes the
 order and holds the answer until `release_held()` (or `hold_seconds`), so the client times
-out. `fail_next(prefix, reply, method=…)` answers the next request whose path starts with
+out; `"huge"` takes the order and answers with a body over the client's size cap.
+`fail_next(prefix, reply, method=…)` answers the next request whose path starts with
 `prefix` (before authentication, as a failing front end would).
 
 `RegistryRdap` is the registry: a bootstrap whose every TLD points at it and `domain/{name}`,
@@ -310,6 +311,8 @@ class NameComServer(LocalServer):
             return _error(500, "Internal Server Error", "Something went wrong.")
         if failure == "timeout":
             self._held.wait(self.hold_seconds)
+        if failure == "huge":
+            return Reply(200, {"domain": record, "padding": "x" * (5 * 1024 * 1024)})
         return Reply(200, {"domain": record, "order": order_id, "totalPaid": price})
 
     def _orders(self, query: dict[str, list[str]]) -> Reply:
