@@ -323,12 +323,18 @@ def test_a_body_over_the_cap_fails_the_step_without_holding_it(
     with (
         StreamingServer(total) as streamed,
         StreamingServer(total, declare_length=True) as declared,
+        StreamingServer(1024) as small,
     ):
         resources = _tools(
             resources,
-            http_allowed_hosts=[_host(streamed), _host(declared)],
+            http_allowed_hosts=[_host(streamed), _host(declared), _host(small)],
             http_max_body_bytes=1024 * 1024,
         )
+        # A small fetch through the same path first, so that what is traced below is the
+        # capped download, not modules and caches the first task of a process sets up.
+        warm_id = _add(governance_db, _http(f"{small.url}/small"))
+        drain(instance, resources)
+        assert task_row(db_url, warm_id).status == "completed"
         streamed_id = _add(governance_db, _http(f"{streamed.url}/big"))
         declared_id = _add(governance_db, _http(f"{declared.url}/big"))
         tracemalloc.start()
