@@ -1,11 +1,23 @@
-"""1,000 `analysis` tasks from insert to verified `completed`, through the real daemon.
+"""Tasks from insert to verified `completed`, through the real daemon, and where the time goes.
 
-Dagster storage and the governance database are both PostgreSQL (throwaway databases on the
-local server). The batched platform is measured against the naive way, one run per task,
-in the same script and on the same machine. Target: 1,000 tasks in ≤ 60 s (≥ 50× one run
-per task; shared/dagster-notes.md measured ~13 runs/minute for that).
+Dagster storage and the governance database are throwaway databases on the local PostgreSQL
+server (or SQLite files with `--sqlite`). Each measurement starts a `dagster-daemon`, runs one
+warm-up task (the code location loads, the first run starts), inserts the measured
+`analysis` tasks and waits until every one is `completed` with verified artifacts.
 
-    .venv/bin/python -m benchmarks.task_throughput [--tasks 1000] [--batch-size 250]
+- **cold**: the warm-up run has ended, so the measured tasks wait for a sensor tick and a new
+  run's start-up: what a queue that was idle sees.
+- **warm**: tasks arrive while a run is still live (within `run_idle_seconds`): the steady
+  state of a busy queue.
+- **one run per task**: the naive way (batch size 1, runs do not claim more), in the same
+  script, for the ratio.
+
+The breakdown per phase is read from the runs' own output metadata (`phases_s`, see
+`execution/phases.py`); "run start-up" is, per run, the time from its creation to its step's
+start. "Our overhead per task" is the runs' busy time minus the handlers' own time, per task.
+
+    .venv/bin/python -m benchmarks.task_throughput [--tasks 1000] [--large 10000]
+        [--batch-size 250] [--runs 2] [--sqlite] [--workers N]
 """
 
 from __future__ import annotations
@@ -19,51 +31,113 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections import Counter
 from collections.abc import Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 
+import dagster as dg
 import sqlalchemy as sa
 
 from benchmarks._pg import temporary_database
 from juggernaut_assets.db.engine import make_engine
 from juggernaut_assets.db.migrate import upgrade
 from juggernaut_assets.db.models import GovernanceTask
+from juggernaut_assets.execution.phases import PHASES
 from juggernaut_assets.tasks.create import add_task
 
 PROJECT = Path(__file__).resolve().parent.parent
 TERMINAL = ("completed", "failed", "blocked", "waiting_approval", "cancelled")
 
 
+@dataclass
+class Setup:
+    """One platform configuration under test."""
+
+    batch_size: int = 250
+    max_runs: int = 2
+    claim_more: bool = True
+    idle_s: float = 5.0
+    sqlite: bool = False
+    workers: int = 0
+
+
+@dataclass
+class Measured:
+    tasks: int
+    seconds: float
+    runs: int = 0
+    phases: Counter[str] = field(default_factory=Counter)
+    startup_s: float = 0.0
+
+    @property
+    def rate(self) -> float:
+        return self.tasks / self.seconds
+
+    @property
+    def overhead_ms(self) -> float:
+        busy = sum(v for k, v in self.phases.items() if k not in ("handler", "idle"))
+        return busy / self.tasks * 1000
+
+
 @contextlib.contextmanager
-def running_daemon(governance_url: str, storage_url: str, batch_size: int) -> Iterator[None]:
-    with tempfile.TemporaryDirectory() as tmp:
+def platform(setup: Setup) -> Iterator[tuple[str, Path]]:
+    """Throwaway governance database and Dagster storage; yields (governance URL, home)."""
+    with tempfile.TemporaryDirectory() as tmp, contextlib.ExitStack() as stack:
         home = Path(tmp) / "dagster_home"
         home.mkdir()
-        shutil.copy(PROJECT / "deploy" / "dagster.postgres.yaml", home / "dagster.yaml")
-        env = {
-            **os.environ,
+        env = {"JUGGERNAUT_DATA_DIR": str(Path(tmp) / "data")}
+        if setup.sqlite:
+            governance = f"sqlite:///{tmp}/governance.db"
+            shutil.copy(PROJECT / "deploy" / "dagster.sqlite.yaml", home / "dagster.yaml")
+        else:
+            governance = stack.enter_context(temporary_database("ja_bench_gov"))
+            env["DAGSTER_PG_URL"] = stack.enter_context(temporary_database("ja_bench_dagster"))
+            config = "dagster.celery.yaml" if setup.workers else "dagster.postgres.yaml"
+            shutil.copy(PROJECT / "deploy" / config, home / "dagster.yaml")
+        upgrade(governance)
+        env |= {
             "DAGSTER_HOME": str(home),
-            "DAGSTER_PG_URL": storage_url,
-            "JUGGERNAUT_DATABASE_URL": governance_url,
-            "JUGGERNAUT_DATA_DIR": str(Path(tmp) / "data"),
+            "JUGGERNAUT_DATABASE_URL": governance,
             "JUGGERNAUT_SENSOR_INTERVAL_SECONDS": "2",
-            "JUGGERNAUT_BATCH_SIZE": str(batch_size),
-            "JUGGERNAUT_MAX_TASKS_PER_TICK": "5000",
+            "JUGGERNAUT_BATCH_SIZE": str(setup.batch_size),
+            "JUGGERNAUT_MAX_TASKS_PER_TICK": "50000",
+            "JUGGERNAUT_MAX_EXECUTOR_RUNS": str(setup.max_runs),
+            "JUGGERNAUT_RUNS_CLAIM_MORE": str(setup.claim_more).lower(),
+            "JUGGERNAUT_RUN_IDLE_SECONDS": str(setup.idle_s),
         }
-        daemon = subprocess.Popen(
-            [str(Path(sys.executable).parent / "dagster-daemon"), "run", "-w", "workspace.yaml"],
-            cwd=PROJECT,
-            env=env,
-            stdout=subprocess.DEVNULL,
-            stderr=open(Path(tmp) / "daemon.log", "w"),  # noqa: SIM115
-            start_new_session=True,
-        )
+        if setup.workers:
+            from benchmarks._workers import celery_workers
+
+            env["JUGGERNAUT_EXECUTOR"] = "celery"
+            stack.enter_context(celery_workers(setup.workers, {**os.environ, **env}))
+        stack.enter_context(_daemon({**os.environ, **env}, Path(tmp)))
+        os.environ.update(env)
+        yield governance, home
+
+
+@contextlib.contextmanager
+def _daemon(env: dict[str, str], tmp: Path) -> Iterator[None]:
+    bin_dir = Path(sys.executable).parent
+    subprocess.run(
+        [str(bin_dir / "dagster"), "instance", "migrate"], env=env, check=True, capture_output=True
+    )
+    daemon = subprocess.Popen(
+        [str(bin_dir / "dagster-daemon"), "run", "-w", "workspace.yaml"],
+        cwd=PROJECT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=open(tmp / "daemon.log", "w"),  # noqa: SIM115
+        start_new_session=True,
+    )
+    try:
+        yield
+    finally:
+        os.killpg(daemon.pid, signal.SIGTERM)
         try:
-            yield
-        finally:
-            os.killpg(daemon.pid, signal.SIGTERM)
             daemon.wait(timeout=30)
-            # The daemon's code server can outlive a SIGTERM while it is busy: end the group.
+        finally:
+            # The daemon's code server and run workers can outlive a SIGTERM: end the group.
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(daemon.pid, signal.SIGKILL)
 
@@ -81,6 +155,7 @@ def insert_tasks(url: str, n: int, tag: str) -> list[str]:
 def wait_done(url: str, tag: str, n: int, timeout: float) -> dict[str, int]:
     t = GovernanceTask.__table__
     deadline = time.monotonic() + timeout
+    counts: dict[str, int] = {}
     while time.monotonic() < deadline:
         with make_engine(url).connect() as conn:
             counts = dict(
@@ -92,56 +167,132 @@ def wait_done(url: str, tag: str, n: int, timeout: float) -> dict[str, int]:
             )
         if sum(counts.get(s, 0) for s in TERMINAL) == n:
             return counts
-        time.sleep(0.2)
+        time.sleep(0.05)
     raise TimeoutError(f"{tag}: {counts}")
 
 
-def measure(n: int, batch_size: int, timeout: float) -> float:
-    with (
-        temporary_database("ja_bench_gov") as gov,
-        temporary_database("ja_bench_dagster") as storage,
-    ):
-        upgrade(gov)
-        with running_daemon(gov, storage, batch_size):
-            insert_tasks(gov, 1, "warmup")
-            wait_done(gov, "warmup", 1, timeout=180)
-            insert_tasks(gov, n, "measured")
-            start = time.perf_counter()
-            counts = wait_done(gov, "measured", n, timeout)
-            elapsed = time.perf_counter() - start
-        with make_engine(gov).connect() as conn:
-            verified = conn.execute(
-                sa.text(
-                    "SELECT COUNT(*) FROM governance_tasks t "
-                    "JOIN task_artifacts a ON a.task_id = t.id WHERE t.title = 'measured' "
-                    "AND t.verification_status = 'verified' AND a.verified"
-                )
-            ).scalar()
-        make_engine(gov).dispose()
-    assert counts == {"completed": n} and verified == n, (counts, verified)
-    return elapsed
+def verified_count(url: str, tag: str) -> int:
+    with make_engine(url).connect() as conn:
+        return conn.execute(
+            sa.text(
+                "SELECT COUNT(DISTINCT t.id) FROM governance_tasks t "
+                "JOIN task_artifacts a ON a.task_id = t.id WHERE t.title = :tag "
+                "AND t.verification_status = 'verified' AND a.verified"
+            ),
+            {"tag": tag},
+        ).scalar_one()
+
+
+def wait_runs_ended(instance: dg.DagsterInstance, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    live = [dg.DagsterRunStatus.QUEUED, dg.DagsterRunStatus.STARTING, dg.DagsterRunStatus.STARTED]
+    while instance.get_runs_count(dg.RunsFilter(statuses=live)) and time.monotonic() < deadline:
+        time.sleep(0.2)
+
+
+def run_figures(instance: dg.DagsterInstance, since: float) -> tuple[int, Counter[str], float]:
+    """(runs, phase totals, run start-up seconds) of the executor runs that ended after `since`."""
+    phases: Counter[str] = Counter()
+    startup = 0.0
+    records = [
+        r
+        for r in instance.get_run_records(dg.RunsFilter(job_name="execute_tasks"))
+        if (r.end_time or 0) >= since
+    ]
+    for record in records:
+        run_id = record.dagster_run.run_id
+        for entry in instance.all_logs(run_id):
+            event = entry.dagster_event
+            if event is None:
+                continue
+            if event.event_type_value == "STEP_START":
+                startup += entry.timestamp - record.create_timestamp.timestamp()
+            if event.event_type_value == "STEP_OUTPUT":
+                value = event.event_specific_data.metadata.get("phases_s")
+                phases.update(value.value if value is not None else {})
+    return len(records), phases, startup
+
+
+def measure(n: int, setup: Setup, *, warm: bool, timeout: float = 900) -> Measured:
+    with platform(setup) as (governance, _home):
+        instance = dg.DagsterInstance.get()
+        insert_tasks(governance, 1, "warmup")
+        wait_done(governance, "warmup", 1, timeout=180)
+        if not warm:
+            wait_runs_ended(instance)
+        since = time.time()
+        insert_tasks(governance, n, "measured")
+        start = time.perf_counter()
+        counts = wait_done(governance, "measured", n, timeout)
+        elapsed = time.perf_counter() - start
+        verified = verified_count(governance, "measured")
+        assert counts == {"completed": n} and verified == n, (counts, verified)
+        wait_runs_ended(instance)
+        runs, phases, startup = run_figures(instance, since)
+        instance.dispose()
+        make_engine(governance).dispose()
+    return Measured(n, elapsed, runs, phases, startup)
+
+
+def _line(label: str, m: Measured) -> str:
+    return (
+        f"{label}: {m.tasks} tasks insert -> verified completed in {m.seconds:.1f} s = "
+        f"{m.rate:.1f} tasks/s ({m.runs} run(s))"
+    )
+
+
+def _breakdown(m: Measured) -> str:
+    parts = [f"{k} {m.phases.get(k, 0.0) / m.tasks * 1000:.2f}" for k in PHASES if k != "idle"]
+    return (
+        "  per task, ms: "
+        + ", ".join(parts)
+        + f"; run start-up {m.startup_s:.1f} s in all; our overhead {m.overhead_ms:.2f} ms/task"
+    )
 
 
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--tasks", type=int, default=1000)
+    parser.add_argument("--large", type=int, default=10_000, help="0 skips the large run")
     parser.add_argument("--batch-size", type=int, default=250)
+    parser.add_argument("--runs", type=int, default=2, help="executor runs at once")
     parser.add_argument("--naive-tasks", type=int, default=20)
+    parser.add_argument("--sqlite", action="store_true", help="SQLite storage and database")
+    parser.add_argument("--workers", type=int, default=0, help="Celery workers (0: in-process)")
     args = parser.parse_args()
+    setup = Setup(batch_size=args.batch_size, max_runs=args.runs, sqlite=args.sqlite)
 
-    naive = measure(args.naive_tasks, batch_size=1, timeout=900)
-    naive_rate = args.naive_tasks / naive
-    print(
-        f"naive (one run per task): {args.naive_tasks} tasks in {naive:.1f} s = "
-        f"{naive_rate:.2f} tasks/s ({naive_rate * 60:.0f} runs/min)"
+    naive = measure(
+        args.naive_tasks,
+        Setup(batch_size=1, max_runs=10, claim_more=False, idle_s=0, sqlite=args.sqlite),
+        warm=False,
     )
-    batched = measure(args.tasks, batch_size=args.batch_size, timeout=600)
-    rate = args.tasks / batched
+    print(_line("one run per task", naive))
+    cold = measure(args.tasks, setup, warm=False)
+    print(_line("cold (new run)", cold))
+    print(_breakdown(cold))
+    warm = measure(args.tasks, setup, warm=True)
+    print(_line("warm (live run)", warm))
+    print(_breakdown(warm))
     print(
-        f"batched ({args.batch_size} tasks per run): {args.tasks} tasks insert -> verified "
-        f"completed in {batched:.1f} s = {rate:.1f} tasks/s"
+        f"ratio: cold {cold.rate / naive.rate:.0f}x, warm {warm.rate / naive.rate:.0f}x "
+        "one run per task"
     )
-    print(f"ratio: {rate / naive_rate:.0f}x one-run-per-task (target: <= 60 s, >= 50x)")
+    if args.large:
+        large = measure(args.large, setup, warm=False, timeout=1800)
+        print(_line("large, cold", large))
+        print(_breakdown(large))
+        print(
+            f"overhead per task: {cold.overhead_ms:.2f} ms at {args.tasks}, "
+            f"{large.overhead_ms:.2f} ms at {args.large} "
+            f"({large.overhead_ms / cold.overhead_ms:.2f}x)"
+        )
+    if args.workers:
+        celery = Setup(**{**setup.__dict__, "workers": args.workers})
+        spread = measure(args.tasks, celery, warm=False)
+        print(_line(f"{args.workers} Celery worker(s), cold", spread))
+        print(_breakdown(spread))
+    print("targets: 1,000 tasks <= 10 s; 10,000 tasks <= 60 s")
 
 
 if __name__ == "__main__":

@@ -82,10 +82,11 @@ def _queue() -> TaskQueueResource:
     names = {
         "batch_size": "JUGGERNAUT_BATCH_SIZE",
         "max_tasks_per_tick": "JUGGERNAUT_MAX_TASKS_PER_TICK",
+        "max_executor_runs": "JUGGERNAUT_MAX_EXECUTOR_RUNS",
+        "run_idle_seconds": "JUGGERNAUT_RUN_IDLE_SECONDS",
+        "claim_more": "JUGGERNAUT_RUNS_CLAIM_MORE",
     }
-    return TaskQueueResource(
-        **{k: int(os.environ[v]) for k, v in names.items() if os.environ.get(v)}
-    )
+    return TaskQueueResource(**{k: os.environ[v] for k, v in names.items() if os.environ.get(v)})
 
 
 RESOURCES = {

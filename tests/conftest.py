@@ -127,7 +127,7 @@ def platform_resources(db_url: str, **overrides: object) -> dict[str, object]:
     """The platform's resources bound to a test database (files go to JUGGERNAUT_DATA_DIR)."""
     return {
         "governance_db": GovernanceDB(url=db_url),
-        "task_queue": TaskQueueResource(batch_size=2, max_tasks_per_tick=100),
+        "task_queue": TaskQueueResource(batch_size=2, max_tasks_per_tick=100, run_idle_seconds=0),
         "task_tools": TaskToolsResource(),
         "github": GitHubResource(),
         "llm": LlmResource(),

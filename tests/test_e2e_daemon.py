@@ -36,6 +36,8 @@ def daemon(db_url: str, tmp_path: Path) -> Iterator[Path]:
         "JUGGERNAUT_DATA_DIR": str(tmp_path / "data"),
         "JUGGERNAUT_SENSOR_INTERVAL_SECONDS": "1",
         "JUGGERNAUT_HEARTBEAT_SECONDS": "3",
+        # Runs end as soon as the queue is empty, so the test can read their final status.
+        "JUGGERNAUT_RUN_IDLE_SECONDS": "0",
     }
     bin_dir = Path(sys.executable).parent
     process = subprocess.Popen(

@@ -103,7 +103,7 @@ BAD_INPUT = [
 def test_bad_input_ends_each_task_clearly_and_the_batch_carries_on(
     governance_db, db_url, instance, resources
 ):
-    resources = {**resources, "task_queue": TaskQueueResource(batch_size=50)}
+    resources = {**resources, "task_queue": TaskQueueResource(batch_size=50, run_idle_seconds=0)}
     bad = [_add(governance_db, t, p) for t, p, _ in BAD_INPUT]
     unknown = _add(governance_db, "synergy", {})
     good = _add(governance_db, "analysis", {"sql": "SELECT 1"})

@@ -46,7 +46,7 @@ def _set_raw(db_url: str, task_id: str, column: str, sql_value: str) -> None:
 
 
 def test_undecodable_payload_fails_only_its_own_task(governance_db, db_url, instance, resources):
-    resources = {**resources, "task_queue": TaskQueueResource(batch_size=50)}
+    resources = {**resources, "task_queue": TaskQueueResource(batch_size=50, run_idle_seconds=0)}
     good = _add(governance_db)
     broken = _add(governance_db)
     not_object = _add(governance_db)

@@ -74,7 +74,14 @@ def make_engine(url: str) -> Engine:
         engine = sa.create_engine(url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_S})
         _configure_sqlite(engine)
         return engine
-    return sa.create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=5)
+    # executemany (a chunk of outcomes) goes to the server in pages, not one round trip a row.
+    return sa.create_engine(
+        url,
+        pool_pre_ping=True,
+        pool_size=5,
+        max_overflow=5,
+        executemany_mode="values_plus_batch",
+    )
 
 
 def is_sqlite(engine: Engine) -> bool:

@@ -1,6 +1,7 @@
 """Recording an attempt's outcome: artifacts, the task's next state, the evidence.
 
-One transaction per task, and only if the worker still holds the task (compare-and-set on
+One transaction per chunk of outcomes (`record_outcomes`), and for each outcome only if the
+worker still holds the task (the held rows are locked first, every UPDATE repeats the check on
 status and `assigned_worker`), so a released or re-claimed task is never overwritten.
 
 The outcome's `task_runs` event is written to Dagster after this transaction. So that a crash
@@ -49,36 +50,87 @@ _FINAL_STATUS = {
 def record_outcome(engine: Engine, outcome: TaskOutcome, worker: str) -> bool:
     """Write the outcome in one transaction, if `worker` still holds the task.
 
-    Returns False (and writes nothing) when the task was released or taken meanwhile. A final
-    outcome is one compare-and-set UPDATE (status and worker) followed by its artifacts.
+    Returns False (and writes nothing) when the task was released or taken meanwhile.
+    """
+    record_outcomes(engine, [outcome], worker)
+    return outcome.recorded
+
+
+def record_outcomes(
+    engine: Engine,
+    outcomes: list[TaskOutcome],
+    worker: str,
+    reported: Iterable[str] = (),
+) -> None:
+    """Write a chunk of outcomes in one transaction; sets each outcome's `recorded`.
+
+    The fencing check comes first: the rows `worker` still holds (in progress, assigned to it)
+    are locked, and only their outcomes are written; the others are left untouched and marked
+    not recorded. Final outcomes are UPDATEs grouped by the columns they set (one executemany
+    each), the artifacts one INSERT. `reported`: tasks whose earlier events are now written,
+    cleared of `event_pending` in the same transaction (it saves one per chunk).
     """
     now = utcnow()
-    held = sa.and_(
-        T.c.id == outcome.task_id,
-        T.c.status == TaskStatus.IN_PROGRESS.value,
-        T.c.assigned_worker == worker,
-    )
     with engine.begin() as conn:
-        if outcome.ending is not Ending.RETRY:
-            values = _final_values(outcome, now) | {"event_pending": True}
-            if conn.execute(T.update().where(held).values(**values)).rowcount == 0:
-                return False
-            _insert_artifacts(conn, outcome, now)
-            return True
-        if conn.execute(sa.select(T.c.id).where(held).with_for_update()).first() is None:
-            return False
-        _insert_artifacts(conn, outcome, now)
-        released = release_for_retry(
-            conn, [outcome.task_id], outcome.message, worker=worker, now=now
+        _clear_event_pending(conn, list(reported))
+        if not outcomes:
+            return
+        held = {
+            str(task_id)
+            for task_id in conn.execute(
+                sa.select(T.c.id)
+                .where(
+                    T.c.id.in_([o.task_id for o in outcomes]),
+                    T.c.status == TaskStatus.IN_PROGRESS.value,
+                    T.c.assigned_worker == worker,
+                )
+                .with_for_update()
+            ).scalars()
+        }
+        written = [o for o in outcomes if o.task_id in held]
+        for outcome in outcomes:
+            outcome.recorded = outcome.task_id in held
+        finals = [o for o in written if o.ending is not Ending.RETRY]
+        _update_final(conn, finals, worker, now)
+        _insert_artifacts(conn, written, now)
+        for outcome in written:
+            if outcome.ending is Ending.RETRY:
+                _release(conn, outcome, worker, now)
+
+
+def _update_final(
+    conn: sa.Connection, outcomes: list[TaskOutcome], worker: str, now: datetime
+) -> None:
+    """One executemany UPDATE per set of columns (completed, failed, blocked/waiting)."""
+    groups: dict[tuple[str, ...], list[dict[str, Any]]] = {}
+    for outcome in outcomes:
+        values = _final_values(outcome, now) | {"event_pending": True}
+        groups.setdefault(tuple(sorted(values)), []).append(
+            {"task_id": outcome.task_id, **{f"v_{k}": v for k, v in values.items()}}
         )
-        outcome.next_status = released[0].status if released else None
-        rejected = {"verification_status": VerificationStatus.REJECTED.value}
+    for columns, rows in groups.items():
         conn.execute(
             T.update()
-            .where(T.c.id == outcome.task_id)
-            .values(event_pending=True, **(rejected if outcome.artifacts else {}))
+            .where(
+                T.c.id == sa.bindparam("task_id"),
+                T.c.status == TaskStatus.IN_PROGRESS.value,
+                T.c.assigned_worker == worker,
+            )
+            .values({c: sa.bindparam(f"v_{c}", type_=T.c[c].type) for c in columns}),
+            rows,
         )
-    return True
+
+
+def _release(conn: sa.Connection, outcome: TaskOutcome, worker: str, now: datetime) -> None:
+    """A retry: back to the queue (or failed, attempts used up), rejected if it had artifacts."""
+    released = release_for_retry(conn, [outcome.task_id], outcome.message, worker=worker, now=now)
+    outcome.next_status = released[0].status if released else None
+    rejected = {"verification_status": VerificationStatus.REJECTED.value}
+    conn.execute(
+        T.update()
+        .where(T.c.id == outcome.task_id)
+        .values(event_pending=True, **(rejected if outcome.artifacts else {}))
+    )
 
 
 def settle_waiting_task(
@@ -144,40 +196,45 @@ def _final_values(outcome: TaskOutcome, now: datetime) -> dict[str, Any]:
     return values
 
 
-def _insert_artifacts(conn: sa.Connection, outcome: TaskOutcome, now: datetime) -> None:
-    if not outcome.artifacts:
-        return
-    conn.execute(
-        TaskArtifact.__table__.insert(),
-        [
-            {
-                "id": new_id(),
-                "task_id": outcome.task_id,
-                "kind": a.kind.value,
-                "uri": a.uri,
-                "external_id": a.external_id,
-                "sha256": a.sha256,
-                "verified": a.verified,
-                "verified_at": now if a.verified else None,
-                "details": {**a.details, "verification": a.verification_detail},
-                "created_at": now,
-                "attempt": outcome.attempt,
-            }
-            for a in outcome.artifacts
-        ],
-    )
+def _insert_artifacts(
+    conn: sa.Connection, outcomes: TaskOutcome | list[TaskOutcome], now: datetime
+) -> None:
+    rows = [
+        {
+            "id": new_id(),
+            "task_id": outcome.task_id,
+            "kind": a.kind.value,
+            "uri": a.uri,
+            "external_id": a.external_id,
+            "sha256": a.sha256,
+            "verified": a.verified,
+            "verified_at": now if a.verified else None,
+            "details": {**a.details, "verification": a.verification_detail},
+            "created_at": now,
+            "attempt": outcome.attempt,
+        }
+        for outcome in (outcomes if isinstance(outcomes, list) else [outcomes])
+        for a in outcome.artifacts
+    ]
+    if rows:
+        conn.execute(TaskArtifact.__table__.insert(), rows)
 
 
 def mark_events_reported(engine: Engine, task_ids: Iterable[str]) -> None:
     """The `task_runs` events of these tasks' last outcomes are written: clear `event_pending`."""
     ids = list(task_ids)
-    for start in range(0, len(ids), 500):
+    if ids:
         with engine.begin() as conn:
-            conn.execute(
-                T.update()
-                .where(T.c.id.in_(ids[start : start + 500]), T.c.event_pending.is_(True))
-                .values(event_pending=None)
-            )
+            _clear_event_pending(conn, ids)
+
+
+def _clear_event_pending(conn: sa.Connection, ids: list[str]) -> None:
+    for start in range(0, len(ids), 500):
+        conn.execute(
+            T.update()
+            .where(T.c.id.in_(ids[start : start + 500]), T.c.event_pending.is_(True))
+            .values(event_pending=None)
+        )
 
 
 _ENDING_OF_STATUS = {

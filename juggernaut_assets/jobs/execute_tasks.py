@@ -1,7 +1,8 @@
-"""`execute_tasks`: the executor job. One run carries one batch of claimed tasks.
+"""`execute_tasks`: the executor job. A run carries the batch the sensor claimed for it, then
+the batches it claims itself while there is work (`task_feed.py`).
 
-It runs in-process (no subprocess per step): a batch is one op that handles each task in turn
-and reports each task's outcome as its own event on `task_runs`.
+It runs in-process (no subprocess per step): one op handles each task in turn and reports each
+task's outcome as its own event on `task_runs`, written a chunk at a time (`event_batch.py`).
 """
 
 from collections import Counter
@@ -9,22 +10,27 @@ from collections.abc import Mapping
 
 import dagster as dg
 import httpx
+from sqlalchemy.engine import Engine
 
 from juggernaut_assets import settings
 from juggernaut_assets.assets.task_runs import task_details, task_event
 from juggernaut_assets.db.enums import TaskStatus
-from juggernaut_assets.execution.executor import ExecutionEnv, run_batch
+from juggernaut_assets.execution.executor import ExecutionEnv, run_batches
 from juggernaut_assets.execution.outcome import TaskOutcome
+from juggernaut_assets.execution.phases import PhaseClock
 from juggernaut_assets.execution.record import mark_events_reported
+from juggernaut_assets.jobs.event_batch import enable_event_batches, log_events
+from juggernaut_assets.jobs.executors import batch_executor
+from juggernaut_assets.jobs.task_feed import TaskFeed
 from juggernaut_assets.resources.github import GitHubResource
 from juggernaut_assets.resources.governance_db import GovernanceDB
 from juggernaut_assets.resources.llm import LlmResource
 from juggernaut_assets.resources.registrar import NameComRegistrar
+from juggernaut_assets.resources.task_queue import TaskQueueResource
 from juggernaut_assets.resources.task_tools import TaskToolsResource
+from juggernaut_assets.tasks.claim import run_worker
 
 BATCH_TAG = "juggernaut/batch"
-REPORT_EVERY = 50
-"""Outcomes whose events are written are marked reported in groups of this many."""
 USER_AGENT = "juggernaut-assets (task executor)"
 SUMMARY_TAG_PREFIX = "juggernaut/"
 SUMMARY_STATES = ("completed", "failed", "blocked", "waiting", "retrying", "not_recorded")
@@ -74,9 +80,10 @@ class BatchConfig(dg.Config):
 
 @dg.op(
     description=(
-        "Carry out the claimed tasks of one batch and report each outcome. Its output's "
-        "metadata and the run's tags (juggernaut/completed, juggernaut/failed, …) count how "
-        "the batch's tasks ended."
+        "Carry out the claimed tasks of one batch, then of the next batches it claims while "
+        "there is work, and report each outcome. Its output's metadata and the run's tags "
+        "(juggernaut/completed, juggernaut/failed, …) count how the tasks ended; the phases "
+        "metadata says where the run's time went."
     ),
     out=dg.Out(dg.Nothing),
 )
@@ -84,16 +91,21 @@ def execute_task_batch(
     context: dg.OpExecutionContext,
     config: BatchConfig,
     governance_db: GovernanceDB,
+    task_queue: TaskQueueResource,
     task_tools: TaskToolsResource,
     github: GitHubResource,
     llm: LlmResource,
     registrar: NameComRegistrar,
 ) -> dg.Output[None]:
+    enable_event_batches()
+    engine = governance_db.engine
     counts: Counter[str] = Counter()
     unfinished: list[TaskOutcome] = []
+    clock = PhaseClock()
+    feed = TaskFeed(engine, context.instance, task_queue, clock, run_worker(context.run_id))
     with httpx.Client(headers={"User-Agent": USER_AGENT}, follow_redirects=False) as http:
         env = ExecutionEnv(
-            engine=governance_db.engine,
+            engine=engine,
             tools=task_tools,
             github=github,
             artifacts_root=settings.artifacts_path(),
@@ -103,38 +115,44 @@ def execute_task_batch(
             llm=llm,
             registrar=registrar,
         )
-        reported: list[str] = []
         try:
-            for outcome in run_batch(env, config.batch_key, context.run_id):
-                state = summary_state(outcome)
-                counts[state] += 1
-                if state != "completed" and len(unfinished) < UNFINISHED_SHOWN:
-                    unfinished.append(outcome)
-                if outcome.recorded:
-                    task = task_details(governance_db.engine, [outcome.task_id])
-                    context.log_event(task_event(outcome, task.get(outcome.task_id)))
-                    reported.append(outcome.task_id)
-                if len(reported) >= REPORT_EVERY:
-                    mark_events_reported(governance_db.engine, reported)
-                    reported.clear()
+            for chunk in run_batches(env, config.batch_key, context.run_id, feed, clock):
+                for outcome in chunk:
+                    state = summary_state(outcome)
+                    counts[state] += 1
+                    if state != "completed" and len(unfinished) < UNFINISHED_SHOWN:
+                        unfinished.append(outcome)
+                with clock.phase("events"):
+                    _report(context, engine, [o for o in chunk if o.recorded])
         finally:
-            mark_events_reported(governance_db.engine, reported)
             context.instance.add_run_tags(context.run_id, summary_tags(counts))
     summary = ", ".join(f"{counts[s]} {s}" for s in SUMMARY_STATES if counts[s]) or "no tasks"
-    context.log.info(f"batch {config.batch_key}: {summary}")
+    context.log.info(f"batch {config.batch_key} and {feed.batches} more: {summary}")
     return dg.Output(
         None,
         metadata={
             "summary": summary,
             "tasks": sum(counts.values()),
             **{state: counts[state] for state in SUMMARY_STATES},
+            "batches": 1 + feed.batches,
             "not_completed": dg.MetadataValue.md(_unfinished_table(unfinished, counts)),
+            "phases_s": dg.MetadataValue.json(clock.totals()),
         },
     )
 
 
+def _report(context: dg.OpExecutionContext, engine: Engine, outcomes: list[TaskOutcome]) -> None:
+    """Write the chunk's `task_runs` events in one storage write, then clear their
+    `event_pending` (a crash in between leaves them to the sensor, see `record.py`)."""
+    if not outcomes:
+        return
+    details = task_details(engine, [o.task_id for o in outcomes])
+    log_events(context, [task_event(o, details.get(o.task_id)) for o in outcomes])
+    mark_events_reported(engine, [o.task_id for o in outcomes])
+
+
 @dg.job(
-    executor_def=dg.in_process_executor,
+    executor_def=batch_executor(),
     description="Runs a batch of tasks claimed by new_tasks_sensor through the handler registry.",
 )
 def execute_tasks() -> None:

@@ -1,10 +1,12 @@
 """`new_tasks_sensor`: the queue's only entry into Dagster.
 
 Each evaluation (1) gives back tasks of runs that ended without finishing them, (2) relaunches
-batches that were claimed but never got a run, under the same run key, and (3) claims pending
-tasks in priority order into batches, one `execute_tasks` run each. The run key is the batch
-key, so a tick that is evaluated twice launches nothing twice; the status column is the queue,
-so a task committed late is still picked up.
+batches that were claimed but never got a run, under the same run key, and (3) when fewer than
+`max_executor_runs` executor runs are live, claims pending tasks in priority order into
+batches, one `execute_tasks` run each. A live run claims its next batch itself, so a busy
+queue does not wait for run start-ups. The run key is the batch key, so a tick that is
+evaluated twice launches nothing twice; the status column is the queue, so a task committed
+late is still picked up.
 """
 
 import json
@@ -18,18 +20,23 @@ import dagster as dg
 from juggernaut_assets.assets.task_runs import TASK_PARTITIONS, task_details, task_event
 from juggernaut_assets.db.models import utcnow
 from juggernaut_assets.execution.record import mark_events_reported, unreported_outcomes
-from juggernaut_assets.execution.registry import HandlerName
 from juggernaut_assets.jobs.execute_tasks import BATCH_TAG, execute_tasks
+from juggernaut_assets.jobs.task_feed import LAUNCHED_ELSEWHERE
 from juggernaut_assets.resources.governance_db import GovernanceDB
 from juggernaut_assets.resources.task_queue import TaskQueueResource
-from juggernaut_assets.tasks.claim import RUN_WORKER_PREFIX, Batch, claim_tasks
+from juggernaut_assets.tasks.claim import RUN_WORKER_PREFIX, Batch, ClaimResult, claim_tasks
 from juggernaut_assets.tasks.lease import lease_duration
 from juggernaut_assets.tasks.reap import RunInfo, RunStatusLookup, as_utc, reap
 
 SENSOR_INTERVAL_SECONDS = int(os.environ.get("JUGGERNAUT_SENSOR_INTERVAL_SECONDS", "10"))
-PRUNE_EVERY = 1_000
-LAUNCHED_ELSEWHERE = frozenset({HandlerName.SCAN.value})
-"""Task types this sensor leaves to their own sensor (scans run as asset runs)."""
+PRUNE_EVERY_TICKS = 30
+"""Ticks between two checks of the `task_runs` partition count (runs add partitions too)."""
+LIVE_RUN_STATUSES = [
+    dg.DagsterRunStatus.QUEUED,
+    dg.DagsterRunStatus.NOT_STARTED,
+    dg.DagsterRunStatus.STARTING,
+    dg.DagsterRunStatus.STARTED,
+]
 
 
 def _run_info(record: Any) -> RunInfo:
@@ -104,6 +111,12 @@ def _run_request(batch: Batch, queue: TaskQueueResource) -> dg.RunRequest:
     )
 
 
+def _live_executor_runs(instance: dg.DagsterInstance) -> int:
+    return instance.get_runs_count(
+        dg.RunsFilter(job_name=execute_tasks.name, statuses=LIVE_RUN_STATUSES)
+    )
+
+
 def _prune_requests(
     instance: dg.DagsterInstance, retention: int
 ) -> list[dg.DeleteDynamicPartitionsRequest]:
@@ -139,14 +152,18 @@ def new_tasks_sensor(
         _stop_silent_run(context, run_id)
     unreported = unreported_outcomes(engine, _worker_gone(context.instance))
     details = task_details(engine, [o.task_id for o in unreported]) if unreported else {}
-    claim = claim_tasks(
-        engine,
-        limit=task_queue.max_tasks_per_tick,
-        batch_size=task_queue.batch_size,
-        exclude_task_types=LAUNCHED_ELSEWHERE,
-    )
+    live = _live_executor_runs(context.instance)
+    free = max(0, task_queue.max_executor_runs - live - len(reaped.lost_batches))
+    claim = ClaimResult()
+    if free:
+        claim = claim_tasks(
+            engine,
+            limit=min(task_queue.max_tasks_per_tick, free * task_queue.batch_size),
+            batch_size=task_queue.batch_size,
+            exclude_task_types=LAUNCHED_ELSEWHERE,
+        )
     batches = reaped.lost_batches + claim.batches
-    added = cursor.get("partitions_added", 0) + claim.claimed
+    ticks = cursor.get("ticks", 0) + 1
     partition_requests: list = []
     if claim.claimed:
         partition_requests.append(
@@ -155,16 +172,20 @@ def new_tasks_sensor(
                 partition_keys=[t for b in claim.batches for t in b.task_ids],
             )
         )
-    if added >= PRUNE_EVERY:
+    if ticks % PRUNE_EVERY_TICKS == 0:
         partition_requests += _prune_requests(context.instance, task_queue.partition_retention)
-        added = 0
-    seen = [f"{claim.scanned} due pending task(s) seen"]
+    seen = [f"{claim.scanned} due pending task(s) seen"] if free else []
+    if not free:
+        seen.append(
+            f"{live} executor run(s) working (at most {task_queue.max_executor_runs}): "
+            "they claim the next tasks themselves"
+        )
     seen += [f"{n} {what.replace('_', ' ')}" for what, n in sorted(claim.outcomes.items())]
     if reaped.released:
         seen.append(f"{len(reaped.released)} task(s) of ended or silent runs released")
     if reaped.lost_batches:
         seen.append(f"{len(reaped.lost_batches)} unlaunched batch(es) relaunched")
-    if reaped.live_workers:
+    if reaped.live_workers and free:
         seen.append(f"{reaped.live_workers} executor run(s) still working")
     if unreported:
         seen.append(f"{len(unreported)} outcome event(s) reported after their run ended")
@@ -172,6 +193,6 @@ def new_tasks_sensor(
         run_requests=[_run_request(b, task_queue) for b in batches],
         dynamic_partitions_requests=partition_requests,
         asset_events=[task_event(o, details.get(o.task_id)) for o in unreported],
-        cursor=json.dumps({"partitions_added": added, "reported": [o.task_id for o in unreported]}),
+        cursor=json.dumps({"ticks": ticks, "reported": [o.task_id for o in unreported]}),
         skip_reason=None if batches else "; ".join(seen),
     )

@@ -185,6 +185,7 @@ def claim_tasks(
     scan_limit: int | None = None,
     task_types: Collection[str] | None = None,
     exclude_task_types: Collection[str] | None = None,
+    holder: str | None = None,
 ) -> ClaimResult:
     """Claim up to `limit` runnable tasks in run order and cut them into batches.
 
@@ -195,7 +196,10 @@ def claim_tasks(
     they never fill the candidate window. Claimed tasks become `in_progress` with
     `assigned_worker` naming their batch; the attempt is counted later, when a run starts the
     task (`ownership.start_task`). `task_types` / `exclude_task_types` restrict the claim to
-    (or away from) task types, compared case-insensitively.
+    (or away from) task types, compared case-insensitively. `holder` (a run's worker name)
+    assigns the claimed tasks straight to that run instead of to their batch: a running run
+    claiming its next batch (`jobs/task_feed.py`), never seen by the reaper as a batch without
+    a run.
     """
     now = now or utcnow()
     result = ClaimResult()
@@ -242,7 +246,7 @@ def claim_tasks(
                 .where(T.c.id.in_(batch.task_ids))
                 .values(
                     status=TaskStatus.IN_PROGRESS.value,
-                    assigned_worker=batch_worker(batch.key),
+                    assigned_worker=holder or batch_worker(batch.key),
                     assigned_at=now,
                     updated_at=now,
                 )

@@ -80,26 +80,63 @@ def _held(task_id: str, worker: str, now: datetime) -> sa.ColumnElement[bool]:
     )
 
 
-def start_task(engine: Engine, task_id: str, worker: str) -> int:
-    """Count this attempt and mark the task started; returns the attempt number.
+def start_tasks(engine: Engine, task_ids: list[str], worker: str) -> dict[str, int]:
+    """Count an attempt for each task this run still holds and mark it started, in one
+    transaction; returns the attempt number of each task started (the others are omitted:
+    released or taken meanwhile).
 
-    Raises `LeaseLost` when the run no longer holds the task.
+    The executor starts fast tasks in chunks (`phases.ChunkSizer`), so `started_at` is when the
+    chunk started. A killed run has counted an attempt for every task of its chunk, the one
+    that killed it included; a run that stops in an orderly way gives back the attempts of the
+    tasks it had not begun (`unstart_tasks`).
     """
+    if not task_ids:
+        return {}
     now = utcnow()
     with engine.begin() as conn:
-        attempt = conn.execute(
+        rows = conn.execute(
             T.update()
-            .where(_held(task_id, worker, now))
+            .where(
+                T.c.id.in_(task_ids),
+                T.c.status == TaskStatus.IN_PROGRESS.value,
+                T.c.assigned_worker == worker,
+                T.c.updated_at >= fence_cutoff(now),
+            )
             .values(
                 attempt_count=sa.func.coalesce(T.c.attempt_count, 0) + 1,
                 started_at=now,
                 updated_at=now,
             )
-            .returning(T.c.attempt_count)
-        ).scalar_one_or_none()
+            .returning(T.c.id, T.c.attempt_count)
+        ).all()
+    return {str(r.id): int(r.attempt_count) for r in rows}
+
+
+def start_task(engine: Engine, task_id: str, worker: str) -> int:
+    """Count this attempt and mark the task started; returns the attempt number.
+
+    Raises `LeaseLost` when the run no longer holds the task.
+    """
+    attempt = start_tasks(engine, [task_id], worker).get(task_id)
     if attempt is None:
         raise LeaseLost(f"task {task_id} is no longer held by {worker}")
-    return int(attempt)
+    return attempt
+
+
+def unstart_tasks(conn: Connection, task_ids: list[str], worker: str) -> None:
+    """Give back the attempt of started tasks whose handler never ran (the run is stopping),
+    so that `release_for_retry` treats them as not started."""
+    if not task_ids:
+        return
+    conn.execute(
+        T.update()
+        .where(
+            T.c.id.in_(task_ids),
+            T.c.status == TaskStatus.IN_PROGRESS.value,
+            T.c.assigned_worker == worker,
+        )
+        .values(attempt_count=sa.func.coalesce(T.c.attempt_count, 1) - 1, started_at=None)
+    )
 
 
 def assert_holds(conn: Connection, task_id: str, worker: str) -> None:
