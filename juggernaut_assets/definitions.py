@@ -9,6 +9,7 @@ import dagster as dg
 from juggernaut_assets import settings
 from juggernaut_assets.assets.experiment_progress import (
     experiment_decisions,
+    experiment_decisions_sensor,
     experiments_job,
     experiments_schedule,
 )
@@ -53,6 +54,7 @@ from juggernaut_assets.sensors.new_tasks import new_tasks_sensor
 from juggernaut_assets.sensors.pr_state import pr_state_sensor
 from juggernaut_assets.sensors.scan_runs import SCAN_RUN_SENSORS
 from juggernaut_assets.sensors.scan_tasks import scan_tasks_sensor
+from juggernaut_assets.sensors.table_observations import governance_tables_sensor
 from juggernaut_assets.sensors.trend_followers import trend_followers_job, trend_followers_sensor
 
 
@@ -177,6 +179,8 @@ defs = dg.Definitions(
         scan_tasks_sensor,
         *SCAN_RUN_SENSORS,
         trend_followers_sensor,
+        experiment_decisions_sensor,
+        governance_tables_sensor,
     ],
     schedules=[experiments_schedule, market_trends_schedule, task_completion_audit_schedule],
     resources=RESOURCES,

@@ -1,6 +1,10 @@
 """A small demo data set for the embedded quick start: one task for each path a task can take.
 
-Every task has a `demo:` dedupe key, so seeding twice adds nothing.
+Every task has a `demo:` dedupe key, so seeding twice adds nothing. With the sensors running,
+the scan tasks materialise every asset within minutes: `market_trends` (then `trend_scores` and
+`expired_domains` by `trend_followers_sensor`), `task_completion_audit`, and
+`experiment_metrics` (then `experiment_decisions` by `experiment_decisions_sensor`) without
+waiting for their hourly schedule.
 """
 
 from __future__ import annotations
@@ -111,6 +115,13 @@ DEMO_TASKS: list[dict[str, Any]] = [
         "priority": "low",
         "payload": {"asset": "task_completion_audit"},
         "depends_on": ["tasks-by-status", "workflow-query"],
+    },
+    {
+        "key": "scan-experiment-metrics",
+        "task_type": "scan",
+        "title": "Compute the experiment metrics now (then the experiments are decided)",
+        "priority": "low",
+        "payload": {"asset": "experiment_metrics"},
     },
 ]
 

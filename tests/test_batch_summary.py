@@ -16,9 +16,8 @@ from tests.queue_driver import evaluate_sensor, launch
 def test_batch_run_counts_completed_failed_blocked_and_waiting_tasks(
     governance_db, db_url, instance
 ):
-    resources = platform_resources(
-        db_url, task_queue=TaskQueueResource(batch_size=10, max_tasks_per_tick=10, run_idle_seconds=0)
-    )
+    queue = TaskQueueResource(batch_size=10, max_tasks_per_tick=10, run_idle_seconds=0)
+    resources = platform_resources(db_url, task_queue=queue)
     with governance_db.session() as s:
         add_task(s, "analysis", {"sql": "SELECT 1 AS one"}, title="counts one")
         add_task(s, "analysis", {"sql": "SELECT 2 AS two"}, title="counts two")

@@ -204,3 +204,46 @@ def test_the_sensor_launches_no_run_while_the_live_runs_fill_every_slot(
     second = evaluate_sensor(instance, resources, cursor=first.cursor)
     assert second.run_requests == []
     assert "2 executor run(s) working (at most 2)" in second.skip_reason.skip_message
+
+
+def test_beside_a_live_run_the_sensor_adds_a_run_that_claims_its_own_work(
+    governance_db, db_url, instance, resources
+):
+    ids = _add(governance_db, 4)
+    queue = TaskQueueResource(batch_size=1, max_executor_runs=2, run_idle_seconds=0)
+    resources = {**resources, "task_queue": queue}
+    live = instance.create_run_for_job(
+        execute_tasks, run_config={"ops": {"execute_task_batch": {"config": {"batch_key": "x"}}}}
+    )
+    result = evaluate_sensor(instance, resources)
+    [request] = result.run_requests
+    assert request.tags["juggernaut/task_count"] == "0", "nothing held for a run not started"
+    assert {task_row(db_url, i).status for i in ids} == {"pending"}
+    finished = execute_tasks.execute_in_process(
+        run_config=request.run_config, resources=resources, instance=instance, tags=request.tags
+    )
+    assert finished.success and live.run_id != finished.run_id
+    assert {task_row(db_url, i).status for i in ids} == {"completed"}
+    assert {task_row(db_url, i).assigned_worker for i in ids} == {run_worker(finished.run_id)}
+    quiet = evaluate_sensor(instance, resources, cursor=result.cursor)
+    assert quiet.run_requests == [], "no waiting work: no helper"
+
+
+def test_a_task_settled_by_a_claim_gets_its_event_with_the_reason(
+    governance_db, db_url, instance, resources
+):
+    with governance_db.session() as s:
+        bad = add_task(s, "analysis", {"sql": "SELEC nothing"})[0].id
+        after = add_task(s, "analysis", {"sql": "SELECT 1"}, depends_on=[bad])[0].id
+    drain(instance, resources)
+    assert task_row(db_url, after).status == "blocked"
+    assert task_row(db_url, after).event_pending is None, "its event was written"
+    [record] = [
+        r
+        for r in instance.fetch_observations(dg.AssetKey("task_runs"), limit=10).records
+        if r.partition_key == after
+    ]
+    metadata = record.asset_observation.metadata
+    assert metadata["state"].value == "blocked"
+    assert bad in metadata["reason"].value
+    assert instance.has_dynamic_partition("task_runs", after)

@@ -135,12 +135,12 @@ def test_rdap_recordings_hold_the_intended_lifecycle_mix() -> None:
         for r in recordings("rdap")
         if r["url"].endswith(("com", "net", "io", "ai")) and "/domain/" in r["url"]
     ]
-    assert len(results) == 32
-    assert sum(r.available for r in results) == 5
+    assert len(results) == 44
+    assert sum(r.available for r in results) == 6
     assert all(r.error is None for r in results)
     statuses = [set(r.normalised_statuses) for r in results]
     assert sum("redemption period" in s for s in statuses) == 2
-    assert sum(s == {"pending delete"} for s in statuses) == 2
+    assert sum(s == {"pending delete"} for s in statuses) == 3
     assert sum("auto renew period" in s for s in statuses) == 1
 
 

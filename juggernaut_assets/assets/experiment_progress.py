@@ -1,5 +1,7 @@
 """`experiment_decisions`: the experiment progression loop, one decision per running experiment
-each time `experiment_metrics` is updated. Replaces production's `experiment.progress_stub`.
+each time `experiment_metrics` is updated: in `experiments_job` (hourly), or after any other
+materialisation of `experiment_metrics` by `experiment_decisions_sensor`. Replaces production's
+`experiment.progress_stub`.
 
 Each experiment is decided in its own transaction, and its decision is applied inside a
 savepoint: an experiment that cannot be evaluated, or whose decision cannot be applied (e.g. an
@@ -329,3 +331,40 @@ experiments_schedule = dg.ScheduleDefinition(
     default_status=dg.DefaultScheduleStatus.RUNNING,
     description="Hourly: metrics, then one decision per running experiment.",
 )
+
+EXPERIMENT_METRICS = dg.AssetKey("experiment_metrics")
+EXPERIMENT_DECISIONS = dg.AssetKey("experiment_decisions")
+DECISIONS_TRIGGER_TAG = "juggernaut/trigger"
+
+
+def decided_in_run(run: dg.DagsterRun | None) -> bool:
+    """Whether the run that materialised `experiment_metrics` also ran `experiment_decisions`."""
+    if run is None:
+        return False
+    if run.job_name == experiments_job.name:
+        return True
+    return bool(run.asset_selection and EXPERIMENT_DECISIONS in run.asset_selection)
+
+
+@dg.asset_sensor(
+    asset_key=EXPERIMENT_METRICS,
+    job=experiments_job,
+    minimum_interval_seconds=30,
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    description=(
+        "After experiment_metrics is materialised outside experiments_job (a scan task, the "
+        "UI), decides the running experiments from it: one experiment_decisions run per "
+        "materialisation."
+    ),
+)
+def experiment_decisions_sensor(
+    context: dg.SensorEvaluationContext, asset_event: dg.EventLogEntry
+) -> dg.RunRequest | dg.SkipReason:
+    run_id = asset_event.run_id
+    if decided_in_run(context.instance.get_run_by_id(run_id)):
+        return dg.SkipReason(f"run {run_id[:8]} decided the experiments with these metrics")
+    return dg.RunRequest(
+        run_key=f"experiment_metrics:{run_id}",
+        asset_selection=[EXPERIMENT_DECISIONS],
+        tags={DECISIONS_TRIGGER_TAG: f"experiment_metrics run {run_id[:8]}"},
+    )

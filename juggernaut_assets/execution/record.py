@@ -23,6 +23,7 @@ from sqlalchemy.engine import Engine
 from juggernaut_assets.db.enums import ArtifactKind, TaskStatus, VerificationStatus
 from juggernaut_assets.db.models import GovernanceTask, TaskArtifact, new_id, utcnow
 from juggernaut_assets.execution.outcome import Artifact, Ending, TaskOutcome
+from juggernaut_assets.tasks.claim import Settled
 from juggernaut_assets.tasks.settle import release_for_retry
 
 T = GovernanceTask.__table__
@@ -245,6 +246,29 @@ _ENDING_OF_STATUS = {
     TaskStatus.WAITING_APPROVAL.value: Ending.WAITING_APPROVAL,
     TaskStatus.PENDING.value: Ending.RETRY,
 }
+
+
+_ENDING_OF_SETTLED = {
+    TaskStatus.BLOCKED: Ending.BLOCKED,
+    TaskStatus.WAITING_APPROVAL: Ending.WAITING_APPROVAL,
+    TaskStatus.FAILED: Ending.FAILED,
+}
+
+
+def settled_outcomes(settled: Iterable[Settled]) -> list[TaskOutcome]:
+    """The outcomes of tasks a claim settled without running them, for their events."""
+    return [
+        TaskOutcome(
+            s.task_id,
+            s.task_type,
+            _ENDING_OF_SETTLED[s.status],
+            s.reason,
+            s.attempt,
+            next_status=s.status,
+            recorded=True,
+        )
+        for s in settled
+    ]
 
 
 def unreported_outcomes(

@@ -117,13 +117,13 @@ def execute_task_batch(
         )
         try:
             for chunk in run_batches(env, config.batch_key, context.run_id, feed, clock):
-                for outcome in chunk:
-                    state = summary_state(outcome)
-                    counts[state] += 1
-                    if state != "completed" and len(unfinished) < UNFINISHED_SHOWN:
-                        unfinished.append(outcome)
+                # Tasks the run's own claims settled (blocked, waiting) are reported with it.
+                outcomes, feed.settled = chunk + feed.settled, []
+                _count(outcomes, counts, unfinished)
                 with clock.phase("events"):
-                    _report(context, engine, [o for o in chunk if o.recorded])
+                    _report(context, engine, [o for o in outcomes if o.recorded])
+            _count(feed.settled, counts, unfinished)
+            _report(context, engine, feed.settled)
         finally:
             context.instance.add_run_tags(context.run_id, summary_tags(counts))
     summary = ", ".join(f"{counts[s]} {s}" for s in SUMMARY_STATES if counts[s]) or "no tasks"
@@ -139,6 +139,17 @@ def execute_task_batch(
             "phases_s": dg.MetadataValue.json(clock.totals()),
         },
     )
+
+
+def _count(
+    outcomes: list[TaskOutcome], counts: Counter[str], unfinished: list[TaskOutcome]
+) -> None:
+    """Add the outcomes to the batch's counts; keep the first unfinished ones for its table."""
+    for outcome in outcomes:
+        state = summary_state(outcome)
+        counts[state] += 1
+        if state != "completed" and len(unfinished) < UNFINISHED_SHOWN:
+            unfinished.append(outcome)
 
 
 def _report(context: dg.OpExecutionContext, engine: Engine, outcomes: list[TaskOutcome]) -> None:

@@ -16,7 +16,9 @@ import dagster as dg
 from sqlalchemy.engine import Engine
 
 from juggernaut_assets.assets.task_runs import TASK_PARTITIONS
+from juggernaut_assets.execution.outcome import TaskOutcome
 from juggernaut_assets.execution.phases import PhaseClock
+from juggernaut_assets.execution.record import settled_outcomes
 from juggernaut_assets.execution.registry import HandlerName
 from juggernaut_assets.resources.task_queue import TaskQueueResource
 from juggernaut_assets.tasks.claim import claim_tasks
@@ -45,6 +47,8 @@ class TaskFeed:
         self.sleep = sleep
         self.began = time.monotonic()
         self.batches = 0
+        self.settled: list[TaskOutcome] = []
+        """Tasks the run's claims settled without running them; the run reports their events."""
 
     def _time_left(self) -> bool:
         return time.monotonic() - self.began < self.queue.run_max_runtime_seconds / 2
@@ -60,6 +64,11 @@ class TaskFeed:
                     exclude_task_types=LAUNCHED_ELSEWHERE,
                     holder=self.worker,
                 )
+                if claim.settled:
+                    self.settled += settled_outcomes(claim.settled)
+                    self.instance.add_dynamic_partitions(
+                        TASK_PARTITIONS.name or "", [s.task_id for s in claim.settled]
+                    )
                 if claim.batches:
                     [batch] = claim.batches
                     self.instance.add_dynamic_partitions(

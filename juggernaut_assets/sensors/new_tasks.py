@@ -11,20 +11,33 @@ late is still picked up.
 
 import json
 import os
+import uuid
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
 import dagster as dg
+from sqlalchemy.engine import Engine
 
 from juggernaut_assets.assets.task_runs import TASK_PARTITIONS, task_details, task_event
 from juggernaut_assets.db.models import utcnow
-from juggernaut_assets.execution.record import mark_events_reported, unreported_outcomes
+from juggernaut_assets.execution.record import (
+    mark_events_reported,
+    settled_outcomes,
+    unreported_outcomes,
+)
 from juggernaut_assets.jobs.execute_tasks import BATCH_TAG, execute_tasks
 from juggernaut_assets.jobs.task_feed import LAUNCHED_ELSEWHERE
+from juggernaut_assets.lib.ui_text import ui_description
 from juggernaut_assets.resources.governance_db import GovernanceDB
 from juggernaut_assets.resources.task_queue import TaskQueueResource
-from juggernaut_assets.tasks.claim import RUN_WORKER_PREFIX, Batch, ClaimResult, claim_tasks
+from juggernaut_assets.tasks.claim import (
+    RUN_WORKER_PREFIX,
+    Batch,
+    ClaimResult,
+    claim_tasks,
+    due_pending,
+)
 from juggernaut_assets.tasks.lease import lease_duration
 from juggernaut_assets.tasks.reap import RunInfo, RunStatusLookup, as_utc, reap
 
@@ -117,6 +130,22 @@ def _live_executor_runs(instance: dg.DagsterInstance) -> int:
     )
 
 
+def _helper_runs(engine: Engine, queue: TaskQueueResource, free: int) -> list[Batch]:
+    """Runs to add beside the live ones, for work the live runs are not taking yet.
+
+    Live runs claim their next batches themselves, so no task is claimed for a run that has not
+    started (its start-up takes seconds, while a live run would have done the task): a helper
+    run starts with an empty batch and claims its work once it runs. One helper per
+    `batch_size` due tasks beyond the first batch, up to the free slots. (A tick evaluated
+    twice may start one helper too many; the next tick sees the cap.)
+    """
+    due = due_pending(
+        engine, up_to=(free + 1) * queue.batch_size, exclude_task_types=LAUNCHED_ELSEWHERE
+    )
+    wanted = min(free, max(0, due // queue.batch_size - 1))
+    return [Batch(uuid.uuid4().hex[:16], ()) for _ in range(wanted)]
+
+
 def _prune_requests(
     instance: dg.DagsterInstance, retention: int
 ) -> list[dg.DeleteDynamicPartitionsRequest]:
@@ -135,7 +164,7 @@ def _prune_requests(
     job=execute_tasks,
     minimum_interval_seconds=SENSOR_INTERVAL_SECONDS,
     default_status=dg.DefaultSensorStatus.RUNNING,
-    description=__doc__,
+    description=ui_description(__doc__),
 )
 def new_tasks_sensor(
     context: dg.SensorEvaluationContext,
@@ -155,14 +184,26 @@ def new_tasks_sensor(
     live = _live_executor_runs(context.instance)
     free = max(0, task_queue.max_executor_runs - live - len(reaped.lost_batches))
     claim = ClaimResult()
-    if free:
+    helpers: list[Batch] = []
+    if free and live:
+        helpers = _helper_runs(engine, task_queue, free)
+    elif free:
         claim = claim_tasks(
             engine,
             limit=min(task_queue.max_tasks_per_tick, free * task_queue.batch_size),
             batch_size=task_queue.batch_size,
             exclude_task_types=LAUNCHED_ELSEWHERE,
         )
-    batches = reaped.lost_batches + claim.batches
+    settled = settled_outcomes(claim.settled)
+    if settled:
+        # The daemon stores a result's asset events before its partition requests: the
+        # partitions of tasks settled here must exist before their events do.
+        context.instance.add_dynamic_partitions(
+            TASK_PARTITIONS.name or "", [o.task_id for o in settled]
+        )
+        details |= task_details(engine, [o.task_id for o in settled])
+    reported = unreported + settled
+    batches = reaped.lost_batches + claim.batches + helpers
     ticks = cursor.get("ticks", 0) + 1
     partition_requests: list = []
     if claim.claimed:
@@ -174,7 +215,9 @@ def new_tasks_sensor(
         )
     if ticks % PRUNE_EVERY_TICKS == 0:
         partition_requests += _prune_requests(context.instance, task_queue.partition_retention)
-    seen = [f"{claim.scanned} due pending task(s) seen"] if free else []
+    seen = [f"{claim.scanned} due pending task(s) seen"] if free and not live else []
+    if free and live:
+        seen.append(f"{live} executor run(s) working; not enough waiting work for another")
     if not free:
         seen.append(
             f"{live} executor run(s) working (at most {task_queue.max_executor_runs}): "
@@ -192,7 +235,7 @@ def new_tasks_sensor(
     return dg.SensorResult(
         run_requests=[_run_request(b, task_queue) for b in batches],
         dynamic_partitions_requests=partition_requests,
-        asset_events=[task_event(o, details.get(o.task_id)) for o in unreported],
-        cursor=json.dumps({"ticks": ticks, "reported": [o.task_id for o in unreported]}),
+        asset_events=[task_event(o, details.get(o.task_id)) for o in reported],
+        cursor=json.dumps({"ticks": ticks, "reported": [o.task_id for o in reported]}),
         skip_reason=None if batches else "; ".join(seen),
     )

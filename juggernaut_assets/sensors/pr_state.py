@@ -41,6 +41,7 @@ from juggernaut_assets.lib.merge_policy import (
     progress_signature,
 )
 from juggernaut_assets.lib.pr_query import ObservedPr
+from juggernaut_assets.lib.ui_text import ui_description
 from juggernaut_assets.resources.github import GitHubResource
 from juggernaut_assets.resources.governance_db import GovernanceDB
 
@@ -131,7 +132,7 @@ def summarize(followed: int, seen: Sequence[Seen], unchanged: set[str], extra: l
     job=settle_pull_requests,
     minimum_interval_seconds=PR_SENSOR_INTERVAL_SECONDS,
     default_status=dg.DefaultSensorStatus.RUNNING,
-    description=__doc__,
+    description=ui_description(__doc__),
 )
 def pr_state_sensor(
     context: dg.SensorEvaluationContext,

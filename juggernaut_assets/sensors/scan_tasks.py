@@ -34,6 +34,7 @@ from juggernaut_assets.execution.scan import (
     run_tags,
     settle_scan_run,
 )
+from juggernaut_assets.lib.ui_text import ui_description
 from juggernaut_assets.resources.governance_db import GovernanceDB
 from juggernaut_assets.resources.task_queue import TaskQueueResource
 from juggernaut_assets.sensors.new_tasks import SENSOR_INTERVAL_SECONDS
@@ -128,7 +129,7 @@ class _Tick:
     asset_selection=SCANNABLE,
     minimum_interval_seconds=SENSOR_INTERVAL_SECONDS,
     default_status=dg.DefaultSensorStatus.RUNNING,
-    description=__doc__,
+    description=ui_description(__doc__),
 )
 def scan_tasks_sensor(
     context: dg.SensorEvaluationContext,

@@ -12,7 +12,7 @@ trend_followers_job = dg.define_asset_job(
 @dg.asset_sensor(
     asset_key=dg.AssetKey("market_trends"),
     job=trend_followers_job,
-    minimum_interval_seconds=60,
+    minimum_interval_seconds=30,
     default_status=dg.DefaultSensorStatus.RUNNING,
 )
 def trend_followers_sensor(context: dg.SensorEvaluationContext, asset_event: dg.EventLogEntry):

@@ -53,9 +53,21 @@ class Batch:
     task_ids: tuple[str, ...]
 
 
+@dataclass(frozen=True)
+class Settled:
+    """A candidate the claim settled instead of claiming (blocked, waiting, failed)."""
+
+    task_id: str
+    task_type: str
+    status: TaskStatus
+    reason: str
+    attempt: int
+
+
 @dataclass
 class ClaimResult:
     batches: list[Batch] = field(default_factory=list)
+    settled: list[Settled] = field(default_factory=list)
     scanned: int = 0
     outcomes: Counter[str] = field(default_factory=Counter)
 
@@ -149,6 +161,28 @@ def _candidates(
     return [Candidate(**row._mapping) for row in conn.execute(query)]
 
 
+def due_pending(
+    engine: Engine,
+    *,
+    up_to: int,
+    exclude_task_types: Collection[str] | None = None,
+    now: datetime | None = None,
+) -> int:
+    """How many pending tasks are due now, counted up to `up_to` (an index-only probe of the
+    pending rows, not a count of the whole queue)."""
+    now = now or utcnow()
+    probe = (
+        sa.select(T.c.id)
+        .where(T.c.status == TaskStatus.PENDING.value)
+        .where(sa.or_(T.c.next_retry_at.is_(None), T.c.next_retry_at <= now))
+        .where(*_type_filter(None, exclude_task_types))
+        .limit(up_to)
+        .subquery()
+    )
+    with engine.connect() as conn:
+        return int(conn.execute(sa.select(sa.func.count()).select_from(probe)).scalar_one())
+
+
 def _lock_ready(conn: Connection, ready: list[str], limit: int) -> list[str]:
     """Lock up to `limit` of the ready tasks that are still pending and not locked by another
     claimer (PostgreSQL `FOR UPDATE SKIP LOCKED`; SQLite already holds its single writer lock).
@@ -192,8 +226,9 @@ def claim_tasks(
     Tasks that cannot run are settled on the way: a failed, cancelled or missing dependency
     makes a task `blocked`; an unknown type or a missing approval makes it `waiting_approval`;
     a task that has used all its attempts becomes `failed`; each with an `error_message` saying
-    why. Tasks whose dependencies are still open stay pending and are filtered out in SQL, so
-    they never fill the candidate window. Claimed tasks become `in_progress` with
+    why, listed in `settled` so that the claimer shows them on `task_runs`. Tasks whose
+    dependencies are still open stay pending and are filtered out in SQL, so they never fill the
+    candidate window. Claimed tasks become `in_progress` with
     `assigned_worker` naming their batch; the attempt is counted later, when a run starts the
     task (`ownership.start_task`). `task_types` / `exclude_task_types` restrict the claim to
     (or away from) task types, compared case-insensitively. `holder` (a run's worker name)
@@ -217,6 +252,15 @@ def claim_tasks(
                 continue
             result.outcomes[verdict.readiness.value] += 1
             if verdict.readiness in _NOT_CLAIMED_STATUS:
+                result.settled.append(
+                    Settled(
+                        candidate.id,
+                        candidate.task_type or "",
+                        _NOT_CLAIMED_STATUS[verdict.readiness],
+                        verdict.reason,
+                        candidate.attempt_count or 0,
+                    )
+                )
                 settled.append(
                     {
                         "task_id": candidate.id,
@@ -232,6 +276,8 @@ def claim_tasks(
                     status=sa.bindparam("new_status"),
                     error_message=sa.bindparam("reason"),
                     updated_at=now,
+                    # Its `task_runs` event is owed: whoever claimed reports it, else the sensor.
+                    event_pending=True,
                 ),
                 settled,
             )

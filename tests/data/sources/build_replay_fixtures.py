@@ -449,6 +449,20 @@ DOMAINS: dict[str, tuple[str, str | None, str | None, str | None]] = {
     "dagster.net": ("free", None, None, None),
     "dagster.io": ("active", "2018-04-30", "2027-04-30", "2026-03-31"),
     "dagster.ai": ("free", None, None, None),
+    # The other scored trend terms (`openai`, `ai`, `langchain`): the demo's top terms can reach
+    # them, and a lookup without a recording would fail in replay mode.
+    "openai.com": ("active", "2015-04-10", "2031-04-10", "2025-03-11"),
+    "openai.net": ("active", "2015-12-11", "2027-12-11", "2026-11-12"),
+    "openai.io": ("active-epp", "2016-02-01", "2027-02-01", "2026-01-03"),
+    "openai.ai": ("active", "2017-06-20", "2027-06-20", "2026-05-22"),
+    "ai.com": ("active", "1993-05-04", "2032-05-05", "2025-03-02"),
+    "ai.net": ("active", "1997-03-12", "2027-03-13", "2026-02-11"),
+    "ai.io": ("active", "2012-08-14", "2027-08-14", "2026-07-16"),
+    "ai.ai": ("active", "2017-11-28", "2027-11-28", "2026-10-30"),
+    "langchain.com": ("active", "2022-11-01", "2027-11-01", "2026-10-03"),
+    "langchain.net": ("pending-delete", "2023-02-14", "2026-08-14", "2026-11-18"),
+    "langchain.io": ("free", None, None, None),
+    "langchain.ai": ("active", "2023-01-09", "2027-01-09", "2026-01-10"),
 }
 STATUSES = {
     "active": ACTIVE,
@@ -466,7 +480,11 @@ ARCHIVE = {
     "vectordatabase.ai": None,
     "dagster.net": (2019, 0.1),
     "dagster.ai": None,
+    "langchain.io": (2023, 0.3),
 }
+# Names with a Wayback answer but no RDAP request: the bootstrap has no server for their TLD
+# (the demo drop list's `bücher.de`, whose RDAP check says so).
+WAYBACK_ONLY = {"xn--bcher-kva.de": (2004, 0.7)}
 
 
 def rdap_body(name: str, url: str) -> dict[str, Any]:
@@ -536,6 +554,11 @@ def cdx_rows(name: str) -> list[list[str]] | None:
     else:
         first = max(1996, int(DOMAINS[name][1][:4]) + rng.randint(0, 1))  # type: ignore[index]
         share = 0.95 if state.startswith("active") else 0.6
+    return monthly_captures(first, share)
+
+
+def monthly_captures(first: int, share: float) -> list[list[str]]:
+    """CDX rows (`collapse=timestamp:6`: one a month) from `first` to 2026-11."""
     rows = [["timestamp", "statuscode"]]
     for year in range(first, 2027):
         for month in range(1, 13):
@@ -569,6 +592,8 @@ def build_domains() -> None:
             write("wayback", slug(name), cdx_url, text, {"content-type": "text/plain"})
         else:
             write("wayback", slug(name), cdx_url, rows, JSON)
+    for name, (first, share) in WAYBACK_ONLY.items():
+        write("wayback", slug(name), wayback_request(name), monthly_captures(first, share), JSON)
 
 
 def main() -> None:
