@@ -48,7 +48,9 @@ FROM generate_series(1, :n) AS g
 def _tick(url: str) -> float:
     resources = {
         "governance_db": GovernanceDB(url=url),
-        "task_queue": TaskQueueResource(batch_size=100, max_tasks_per_tick=PENDING),
+        "task_queue": TaskQueueResource(
+            batch_size=100, max_tasks_per_tick=PENDING, max_executor_runs=PENDING // 100
+        ),
     }
     timings = []
     for _ in range(REPEATS):

@@ -29,7 +29,7 @@ class TaskQueueResource(dg.ConfigurableResource):
     max_tasks_per_tick: int = pydantic.Field(default=1_000, ge=1, le=50_000)
     partition_retention: int = pydantic.Field(default=20_000, ge=100, le=100_000)
     run_max_runtime_seconds: int = pydantic.Field(default=3_600, ge=60)
-    max_executor_runs: int = pydantic.Field(default=4, ge=1, le=200)
+    max_executor_runs: int = pydantic.Field(default=2, ge=1, le=200)
     claim_more: bool = True
     run_idle_seconds: float = pydantic.Field(default=5.0, ge=0, le=3_600)
     poll_seconds: float = pydantic.Field(default=0.25, gt=0, le=60)
