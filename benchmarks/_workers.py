@@ -3,8 +3,10 @@
     with celery_workers(2, env) as workers:
         ...  # the daemon's runs hand their batches to these workers
 
-Each worker is the command an operator runs on a machine (`deploy/celery.yaml`), in its own
-session (so `kill()` ends the worker and its pool processes together, like a machine lost).
+Each worker is a command an operator runs on a machine (`Command`: Dagster's `dagster-celery
+worker start -y deploy/celery.yaml`, or the same worker as a plain `celery` command line, as in
+deploy/helm/celery-workers.yaml), in its own session, so `kill()` ends the worker and its pool
+processes together, like a machine lost; `stop()` is a warm shutdown.
 `env` is the platform's environment: the broker and backend URLs, the queue, the databases and
 `DAGSTER_HOME`, the same as the daemon's.
 """
@@ -33,7 +35,7 @@ BIN = Path(sys.executable).parent
 
 @dataclass
 class CeleryWorker:
-    """One worker process (the `dagster-celery` command, its Celery worker and pool)."""
+    """One worker: its process (and, in its session, the Celery worker and pool processes)."""
 
     name: str
     process: subprocess.Popen

@@ -31,6 +31,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import uuid
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -111,7 +112,13 @@ def platform(setup: Setup) -> Iterator[tuple[str, Path]]:
         if setup.workers:
             from benchmarks._workers import celery_workers
 
-            env["JUGGERNAUT_EXECUTOR"] = "celery"
+            redis_url = os.environ.get("JUGGERNAUT_BENCH_REDIS_URL", "redis://127.0.0.1:6379/12")
+            env |= {
+                "JUGGERNAUT_EXECUTOR": "celery",
+                "JUGGERNAUT_CELERY_BROKER_URL": redis_url,
+                "JUGGERNAUT_CELERY_BACKEND_URL": redis_url,
+                "JUGGERNAUT_CELERY_QUEUE": f"juggernaut-bench-{uuid.uuid4().hex[:8]}",
+            }
             stack.enter_context(celery_workers(setup.workers, {**os.environ, **env}))
         stack.enter_context(_daemon({**os.environ, **env}, Path(tmp)))
         os.environ.update(env)
@@ -299,10 +306,11 @@ def main() -> None:
             f"({large.overhead_ms / cold.overhead_ms:.2f}x)"
         )
     if args.workers:
-        celery = Setup(**{**setup.__dict__, "workers": args.workers})
-        spread = measure(args.tasks, celery, warm=False)
-        print(_line(f"{args.workers} Celery worker(s), cold", spread))
-        print(_breakdown(spread))
+        for workers in sorted({1, args.workers}):
+            celery = Setup(**{**setup.__dict__, "workers": workers, "max_runs": workers})
+            spread = measure(args.tasks, celery, warm=False)
+            print(_line(f"{workers} Celery worker(s), cold", spread))
+            print(_breakdown(spread))
     print("targets: 1,000 tasks <= 10 s; 10,000 tasks <= 60 s")
 
 

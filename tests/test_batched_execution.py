@@ -247,3 +247,23 @@ def test_a_task_settled_by_a_claim_gets_its_event_with_the_reason(
     assert metadata["state"].value == "blocked"
     assert bad in metadata["reason"].value
     assert instance.has_dynamic_partition("task_runs", after)
+
+
+def test_a_run_that_holds_nothing_and_is_not_young_does_not_keep_the_queue_waiting(
+    governance_db, instance, resources, monkeypatch
+):
+    """A run whose worker died while it held no task (idle, between batches) stays STARTED;
+    once it is older than a lease plus the idle wait, the sensor stops counting it."""
+    import time
+
+    monkeypatch.setenv("JUGGERNAUT_HEARTBEAT_SECONDS", "0.1")
+    queue = TaskQueueResource(batch_size=5, max_executor_runs=1, run_idle_seconds=0)
+    resources = {**resources, "task_queue": queue}
+    instance.create_run_for_job(
+        execute_tasks, run_config={"ops": {"execute_task_batch": {"config": {"batch_key": "x"}}}}
+    )
+    _add(governance_db, 2)
+    assert evaluate_sensor(instance, resources).run_requests == [], "a young run counts"
+    time.sleep(0.6)
+    [request] = evaluate_sensor(instance, resources).run_requests
+    assert request.tags["juggernaut/task_count"] == "2"

@@ -17,9 +17,9 @@
 Why Celery: a run carries a batch of many tasks, so what outgrows one machine is the steps,
 not the runs. `celery_executor` adds machines by starting workers (`dagster-celery worker
 start`, see `deploy/celery.yaml`), with no cluster and no change to the code, on the Redis or
-RabbitMQ an operator already has; the same workers run in Kubernetes (deploy/helm). Run
-launchers that start a pod or container per run (`K8sRunLauncher`, `DockerRunLauncher`) scale
-the runs instead, and each new run pays a process start-up the batch design exists to avoid.
+RabbitMQ an operator already has. Launchers that start a pod or container per run
+(`K8sRunLauncher`, `DockerRunLauncher`) only move the run's process; in Kubernetes
+(deploy/helm) the runs are pods of K8sRunLauncher and their steps still go to the workers.
 
 What every run worker and Celery worker must share:
 - the Dagster instance: PostgreSQL storage (`deploy/dagster.celery.yaml`, `DAGSTER_PG_URL`);
@@ -36,8 +36,15 @@ What every run worker and Celery worker must share:
 A worker killed mid-step: dagster-celery's step task keeps Celery's default early
 acknowledgement, so Celery never runs that step again. Its tasks are not lost: the step's
 heartbeat stops, `new_tasks_sensor`'s reaper releases them once their lease is stale
-(`tasks/reap.py`), terminates and fails the run, and the tasks go out again in new batches.
-Prefetch is disabled (Redis brokers), so a worker never holds a step it has not started.
+(`tasks/reap.py`), terminates and fails the run, and the tasks go out again in new batches. The
+terminated run revokes its step; a live worker marks the revoked (still PENDING) step REVOKED in
+the result backend, and the run's process ends. Prefetch is disabled (Redis brokers), so a
+worker never holds a step it has not started.
+
+The lease also bounds how long a run's step may wait for a worker: a run that has not taken its
+batch within the lease is taken for dead. So workers import the code location when they start
+(`imports` in deploy/celery.yaml), and `JUGGERNAUT_MAX_EXECUTOR_RUNS` stays at most the workers'
+slots (workers x `--concurrency`), so a step never queues behind busy workers.
 """
 
 from __future__ import annotations

@@ -124,9 +124,20 @@ def _run_request(batch: Batch, queue: TaskQueueResource) -> dg.RunRequest:
     )
 
 
-def _live_executor_runs(instance: dg.DagsterInstance) -> int:
-    return instance.get_runs_count(
+def _live_executor_runs(instance: dg.DagsterInstance, holding: set[str], young_s: float) -> int:
+    """Executor runs that count against `max_executor_runs`: those that hold tasks with a fresh
+    lease (or whose batch waits for them), and those younger than `young_s` (starting, or
+    polling for their first work). A run that holds nothing for longer is between batches or
+    idling out within `run_idle_seconds`, or dead: either way it must not keep the sensor from
+    claiming (a dead one would block the queue until its maximum runtime)."""
+    records = instance.get_run_records(
         dg.RunsFilter(job_name=execute_tasks.name, statuses=LIVE_RUN_STATUSES)
+    )
+    cutoff = utcnow().timestamp() - young_s
+    return sum(
+        1
+        for r in records
+        if r.dagster_run.run_id in holding or r.create_timestamp.timestamp() >= cutoff
     )
 
 
@@ -181,7 +192,8 @@ def new_tasks_sensor(
         _stop_silent_run(context, run_id)
     unreported = unreported_outcomes(engine, _worker_gone(context.instance))
     details = task_details(engine, [o.task_id for o in unreported]) if unreported else {}
-    live = _live_executor_runs(context.instance)
+    young_s = lease_duration().total_seconds() + task_queue.run_idle_seconds
+    live = _live_executor_runs(context.instance, reaped.holding_runs, young_s)
     free = max(0, task_queue.max_executor_runs - live - len(reaped.lost_batches))
     claim = ClaimResult()
     helpers: list[Batch] = []

@@ -53,6 +53,8 @@ class ReapResult:
     lost_batches: list[Batch] = field(default_factory=list)
     silent_runs: list[str] = field(default_factory=list)
     live_workers: int = 0
+    holding_runs: set[str] = field(default_factory=set)
+    """Runs that hold tasks (or whose batch waits for them) and are alive."""
 
 
 @dataclass
@@ -138,6 +140,7 @@ def _why_run_lost(
     silent = holding.last_beat is not None and now - holding.last_beat > lease
     if not silent:
         result.live_workers += 1
+        result.holding_runs.add(run_id)
         return None
     result.silent_runs.append(run_id)
     return f"run {run_id} sent no heartbeat for {int(lease.total_seconds())} s"
@@ -166,4 +169,5 @@ def _why_batch_lost(
             "took its batch"
         )
     result.live_workers += 1
+    result.holding_runs.add(run.run_id)
     return None
