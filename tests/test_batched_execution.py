@@ -267,3 +267,15 @@ def test_a_run_that_holds_nothing_and_is_not_young_does_not_keep_the_queue_waiti
     time.sleep(0.6)
     [request] = evaluate_sensor(instance, resources).run_requests
     assert request.tags["juggernaut/task_count"] == "2"
+
+
+def test_with_one_batch_per_run_the_sensor_claims_beside_live_runs(
+    governance_db, instance, resources
+):
+    _add(governance_db, 3)
+    queue = TaskQueueResource(batch_size=1, max_executor_runs=3, claim_more=False)
+    instance.create_run_for_job(
+        execute_tasks, run_config={"ops": {"execute_task_batch": {"config": {"batch_key": "x"}}}}
+    )
+    result = evaluate_sensor(instance, {**resources, "task_queue": queue})
+    assert [r.tags["juggernaut/task_count"] for r in result.run_requests] == ["1", "1"]

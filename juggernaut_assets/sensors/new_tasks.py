@@ -197,7 +197,8 @@ def new_tasks_sensor(
     free = max(0, task_queue.max_executor_runs - live - len(reaped.lost_batches))
     claim = ClaimResult()
     helpers: list[Batch] = []
-    if free and live:
+    beside_live = bool(free and live and task_queue.claim_more)  # live runs claim themselves
+    if beside_live:
         helpers = _helper_runs(engine, task_queue, free)
     elif free:
         claim = claim_tasks(
@@ -227,8 +228,8 @@ def new_tasks_sensor(
         )
     if ticks % PRUNE_EVERY_TICKS == 0:
         partition_requests += _prune_requests(context.instance, task_queue.partition_retention)
-    seen = [f"{claim.scanned} due pending task(s) seen"] if free and not live else []
-    if free and live:
+    seen = [f"{claim.scanned} due pending task(s) seen"] if free and not beside_live else []
+    if beside_live:
         seen.append(f"{live} executor run(s) working; not enough waiting work for another")
     if not free:
         seen.append(
