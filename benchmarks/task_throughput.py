@@ -26,9 +26,6 @@ import argparse
 import contextlib
 import os
 import shutil
-import signal
-import subprocess
-import sys
 import tempfile
 import time
 import uuid
@@ -40,6 +37,7 @@ from pathlib import Path
 import dagster as dg
 import sqlalchemy as sa
 
+from benchmarks._daemon import running_daemon
 from benchmarks._pg import temporary_database
 from juggernaut_assets.db.engine import make_engine
 from juggernaut_assets.db.migrate import upgrade
@@ -120,35 +118,9 @@ def platform(setup: Setup) -> Iterator[tuple[str, Path]]:
                 "JUGGERNAUT_CELERY_QUEUE": f"juggernaut-bench-{uuid.uuid4().hex[:8]}",
             }
             stack.enter_context(celery_workers(setup.workers, {**os.environ, **env}))
-        stack.enter_context(_daemon({**os.environ, **env}, Path(tmp)))
+        stack.enter_context(running_daemon({**os.environ, **env}, Path(tmp) / "daemon.log"))
         os.environ.update(env)
         yield governance, home
-
-
-@contextlib.contextmanager
-def _daemon(env: dict[str, str], tmp: Path) -> Iterator[None]:
-    bin_dir = Path(sys.executable).parent
-    subprocess.run(
-        [str(bin_dir / "dagster"), "instance", "migrate"], env=env, check=True, capture_output=True
-    )
-    daemon = subprocess.Popen(
-        [str(bin_dir / "dagster-daemon"), "run", "-w", "workspace.yaml"],
-        cwd=PROJECT,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=open(tmp / "daemon.log", "w"),  # noqa: SIM115
-        start_new_session=True,
-    )
-    try:
-        yield
-    finally:
-        os.killpg(daemon.pid, signal.SIGTERM)
-        try:
-            daemon.wait(timeout=30)
-        finally:
-            # The daemon's code server and run workers can outlive a SIGTERM: end the group.
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(daemon.pid, signal.SIGKILL)
 
 
 def insert_tasks(url: str, n: int, tag: str) -> list[str]:

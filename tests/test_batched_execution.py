@@ -113,20 +113,25 @@ def test_fast_tasks_share_their_start_and_record_transactions(governance_db, db_
         assert s.scalar(sa.select(sa.func.count()).select_from(TaskArtifact)) == 30
 
 
+def _dies_on_call(number: int):
+    """An analysis handler whose `number`-th call is interrupted (Ctrl-C, a stopping worker)."""
+    calls = []
+
+    def handler(ctx):
+        calls.append(ctx.task_id)
+        if len(calls) == number:
+            raise KeyboardInterrupt
+        return handlers.run_query_task(ctx)
+
+    return handler
+
+
 def test_a_run_stopped_mid_chunk_gives_back_the_attempts_it_never_began(
     governance_db, db_url, tmp_path, monkeypatch
 ):
     ids = _add(governance_db, 4)
     batch = claim_tasks(governance_db.engine, limit=5, batch_size=5).batches[0]
-    calls = []
-
-    def dies_on_second(ctx):
-        calls.append(ctx.task_id)
-        if len(calls) == 2:
-            raise KeyboardInterrupt
-        return handlers.run_query_task(ctx)
-
-    monkeypatch.setitem(handlers.HANDLERS, HandlerName.ANALYSIS, dies_on_second)
+    monkeypatch.setitem(handlers.HANDLERS, HandlerName.ANALYSIS, _dies_on_call(2))
     with pytest.raises(KeyboardInterrupt):
         list(run_batch(_env(governance_db, tmp_path), batch.key, "run-1"))
     rows = {i: task_row(db_url, i) for i in ids}
@@ -136,6 +141,22 @@ def test_a_run_stopped_mid_chunk_gives_back_the_attempts_it_never_began(
     for task_id in never:
         assert rows[task_id].status == "pending"
         assert rows[task_id].attempt_count == 0, "started with its chunk, never begun"
+
+
+def test_a_run_stopped_mid_chunk_records_the_outcomes_it_already_has(
+    governance_db, db_url, tmp_path, monkeypatch
+):
+    _add(governance_db, 4)
+    batch = claim_tasks(governance_db.engine, limit=5, batch_size=5).batches[0]
+    monkeypatch.setitem(handlers.HANDLERS, HandlerName.ANALYSIS, _dies_on_call(3))
+    with pytest.raises(KeyboardInterrupt):
+        list(run_batch(_env(governance_db, tmp_path), batch.key, "run-1"))
+    first, done_in_chunk, interrupted, never = (task_row(db_url, i) for i in batch.task_ids)
+    assert first.status == "completed"
+    assert done_in_chunk.status == "completed", "its chunk was cut short, its outcome kept"
+    assert done_in_chunk.verification_status == "verified"
+    assert (interrupted.status, interrupted.attempt_count) == ("pending", 1)
+    assert (never.status, never.attempt_count) == ("pending", 0)
 
 
 def test_a_run_claims_the_next_batch_itself_and_the_reaper_leaves_it_alone(

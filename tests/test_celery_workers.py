@@ -17,8 +17,6 @@ import contextlib
 import json
 import os
 import shutil
-import signal
-import subprocess
 import sys
 import time
 import uuid
@@ -32,6 +30,7 @@ import pytest
 import redis
 import sqlalchemy as sa
 
+from benchmarks._daemon import running_daemon
 from benchmarks._pg import temporary_database
 from benchmarks._workers import CeleryWorker, Command, celery_workers
 from juggernaut_assets.db.engine import make_engine
@@ -139,26 +138,10 @@ def platform(pg_database_url: str, tmp_path_factory: pytest.TempPathFactory) -> 
             "JUGGERNAUT_SENSOR_INTERVAL_SECONDS": "1",
             "JUGGERNAUT_HEARTBEAT_SECONDS": str(HEARTBEAT_SECONDS),
         }
-        subprocess.run(
-            [str(BIN / "dagster"), "instance", "migrate"], env=env, check=True, capture_output=True
-        )
-        daemon = subprocess.Popen(
-            [str(BIN / "dagster-daemon"), "run", "-w", str(PROJECT / "workspace.yaml")],
-            cwd=PROJECT,
-            env=env,
-            stdout=subprocess.DEVNULL,
-            stderr=open(tmp / "daemon.log", "w"),  # noqa: SIM115
-            start_new_session=True,
-        )
         try:
-            yield Platform(env, home, pg_database_url, tmp / "shared" / "artifacts", tmp)
+            with running_daemon(env, tmp / "daemon.log"):
+                yield Platform(env, home, pg_database_url, tmp / "shared" / "artifacts", tmp)
         finally:
-            os.killpg(daemon.pid, signal.SIGTERM)
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                daemon.wait(timeout=20)
-            # The code server and the run workers it started can outlive the daemon.
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(daemon.pid, signal.SIGKILL)
             _forget_queue(queue)
 
 

@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-import contextlib
 import os
 import shutil
 import signal
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,6 +12,7 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
+from benchmarks._daemon import running_daemon
 from juggernaut_assets.tasks.create import add_task
 from tests.queue_driver import task_row
 
@@ -39,24 +37,8 @@ def daemon(db_url: str, tmp_path: Path) -> Iterator[Path]:
         # Runs end as soon as the queue is empty, so the test can read their final status.
         "JUGGERNAUT_RUN_IDLE_SECONDS": "0",
     }
-    bin_dir = Path(sys.executable).parent
-    process = subprocess.Popen(
-        [str(bin_dir / "dagster-daemon"), "run", "-w", str(PROJECT / "workspace.yaml")],
-        cwd=PROJECT,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=open(tmp_path / "daemon.log", "w"),  # noqa: SIM115
-        start_new_session=True,
-    )
-    try:
+    with running_daemon(env, tmp_path / "daemon.log"):
         yield home
-    finally:
-        os.killpg(process.pid, signal.SIGTERM)
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            process.wait(timeout=20)
-        # The daemon's code server and run workers can outlive the daemon: end the group.
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(process.pid, signal.SIGKILL)
 
 
 def _wait_terminal(db_url: str, ids: list[str], timeout: float = 150) -> dict[str, object]:

@@ -233,7 +233,10 @@ def _carry_out(
                 since = time.monotonic()
     finally:
         if done:
-            _record(env, done, worker, clock)
+            try:
+                _record(env, done, worker, clock)
+            except Exception:  # the error that stopped the run is the one to raise
+                env.log.exception("outcomes of %s not recorded; the reaper retries them", worker)
         # The task whose handler was interrupted keeps its attempt; the others never began.
         unfinished = [t.id for t in started] + [t.id for t in waiting]
         if in_flight is not None:

@@ -159,7 +159,7 @@ def settle_waiting_task(
         ).rowcount
         if not moved:
             return False
-        _insert_artifacts(conn, outcome, now)
+        _insert_artifacts(conn, [outcome], now)
     outcome.recorded = True
     return True
 
@@ -197,9 +197,7 @@ def _final_values(outcome: TaskOutcome, now: datetime) -> dict[str, Any]:
     return values
 
 
-def _insert_artifacts(
-    conn: sa.Connection, outcomes: TaskOutcome | list[TaskOutcome], now: datetime
-) -> None:
+def _insert_artifacts(conn: sa.Connection, outcomes: list[TaskOutcome], now: datetime) -> None:
     rows = [
         {
             "id": new_id(),
@@ -214,7 +212,7 @@ def _insert_artifacts(
             "created_at": now,
             "attempt": outcome.attempt,
         }
-        for outcome in (outcomes if isinstance(outcomes, list) else [outcomes])
+        for outcome in outcomes
         for a in outcome.artifacts
     ]
     if rows:
