@@ -180,19 +180,27 @@ def tasks_show(task_id: str, as_json: bool) -> None:
 
 @tasks.command("list")
 @click.option("--status")
+@click.option("--title", help="Only tasks whose title contains this text (any case).")
 @click.option("--limit", default=20, show_default=True)
-def tasks_list(status: str | None, limit: int) -> None:
-    """The newest tasks, one line each."""
+def tasks_list(status: str | None, title: str | None, limit: int) -> None:
+    """The newest tasks, one line each (id, type, status, title, reason)."""
     t = GovernanceTask.__table__
-    query = sa.select(t.c.id, t.c.task_type, t.c.status, t.c.error_message).order_by(
+    query = sa.select(t.c.id, t.c.task_type, t.c.status, t.c.title, t.c.error_message).order_by(
         t.c.created_at.desc()
     )
     if status:
         query = query.where(t.c.status == status)
+    if title:
+        query = query.where(t.c.title.ilike(f"%{_like_escaped(title)}%", escape="\\"))
     with _engine().connect() as conn:
         for row in conn.execute(query.limit(limit)):
             error = f"  {row.error_message}" if row.error_message else ""
-            click.echo(f"{row.id}  {row.task_type:<18} {row.status:<17}{error}")
+            click.echo(f"{row.id}  {row.task_type:<18} {row.status:<17}{row.title or ''}{error}")
+
+
+def _like_escaped(text: str) -> str:
+    """`text` matched literally inside a LIKE pattern (its `%`, `_` and `\\` escaped)."""
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
 @main.group()

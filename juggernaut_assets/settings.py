@@ -8,6 +8,10 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from upath import UPath
+
+from juggernaut_assets.lib.artifact_store import artifact_path
+
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -31,9 +35,11 @@ def database_url() -> str:
     )
 
 
-def artifacts_path() -> Path:
-    """Where handlers write file artifacts (`JUGGERNAUT_ARTIFACTS_DIR`)."""
-    return Path(os.environ.get("JUGGERNAUT_ARTIFACTS_DIR", data_dir() / "artifacts"))
+def artifacts_path() -> UPath:
+    """Where handlers write file artifacts (`JUGGERNAUT_ARTIFACTS_DIR`): a local directory or
+    an object store URL such as `s3://bucket/prefix` (see `lib/artifact_store.py`)."""
+    configured = os.environ.get("JUGGERNAUT_ARTIFACTS_DIR")
+    return artifact_path(configured or data_dir() / "artifacts")
 
 
 def assets_dir() -> str:

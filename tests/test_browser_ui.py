@@ -13,6 +13,7 @@ locally and fail under `CI=true`.
 from __future__ import annotations
 
 import itertools
+import json
 import os
 import re
 from collections.abc import Iterator
@@ -22,7 +23,9 @@ from typing import Any
 
 import dagster as dg
 import pytest
+from click.testing import CliRunner
 
+from juggernaut_assets.cli import main as juggernaut
 from tests import browser_support as ui
 from tests.queue_driver import task_row
 
@@ -53,6 +56,15 @@ class Served:
     db_url: str
     tasks: ui.SeededTasks
     log: Path
+    env: dict[str, str]
+
+    def task_page(self, task_id: str) -> str:
+        """The page `juggernaut tasks show ID` links, as an operator gets it."""
+        shown = CliRunner().invoke(juggernaut, ["tasks", "show", task_id, "--json"], env=self.env)
+        assert shown.exit_code == 0, shown.output
+        page = json.loads(shown.output)["dagster_page"]
+        assert page.startswith(self.url), page
+        return page
 
 
 @pytest.fixture(scope="module")
@@ -73,7 +85,7 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
             tasks = ui.seed_and_run(instance, db_url)
     log = base / "webserver.log"
     with ui.webserver(env, port, log) as served_url:
-        yield Served(served_url, db_url, tasks, log)
+        yield Served(served_url, db_url, tasks, log, env)
 
 
 @pytest.fixture(scope="module")
@@ -154,9 +166,9 @@ def test_lineage_graph_leads_from_the_task_queue_through_artifacts_to_the_audit(
 
 def test_completed_task_page_links_to_the_materialisation_its_scan_produced(page, served):
     tasks = served.tasks
-    page.goto(f"{served.url}/assets/task_runs?view=partitions&partition={tasks.scan}")
+    page.goto(served.task_page(tasks.scan))
     expect(page.get_by_text("Audit the queue").first).to_be_visible()
-    expect(page.get_by_text("Latest materialization", exact=True)).to_be_visible()
+    expect(page.get_by_text(re.compile(rf"^Partition {tasks.scan} materialized"))).to_be_visible()
     summary = f"materialised task_completion_audit in run {tasks.scan_run_id}"
     expect(page.get_by_text(summary)).to_be_visible()
     [link] = ui.artifact_urls(served.db_url, tasks.scan)
@@ -172,38 +184,47 @@ def test_completed_task_page_links_to_the_materialisation_its_scan_produced(page
     expect(audit.get_by_text("blocked_dependency").first).to_be_visible()
     audit.close()
 
-    page.goto(f"{served.url}/assets/task_runs?view=partitions&partition={tasks.completed}")
+    page.goto(served.task_page(tasks.completed))
     expect(page.get_by_text(re.compile(r"^query returned 2 row\(s\)"))).to_be_visible()
     preview = page.get_by_role("table").filter(has=page.get_by_text("task_type", exact=True))
     expect(preview.get_by_text("database", exact=True).first).to_be_visible()
 
 
 def test_failed_task_page_shows_its_reason(page, served):
+    """The task's page opens on its latest event, an observation: the reason shows at once."""
     task = served.tasks.failed
     reason = task_row(served.db_url, task).error_message
     assert reason, "the failed task has no error_message in the database"
 
-    page.goto(f"{served.url}/assets/task_runs?view=partitions")
-    page.get_by_placeholder("Filter by name").fill(task[:8])
-    page.get_by_text(re.compile(rf"^{task[:8]}")).first.click()
-    expect(page).to_have_url(re.compile(rf"partition={task}"))
-    _open_history(page)
+    page.goto(served.task_page(task))
     try:
-        expect(page.locator("body")).to_contain_text(reason, timeout=READ_TIMEOUT_MS)
+        expect(_event_detail(page)).to_contain_text(reason, timeout=READ_TIMEOUT_MS)
     except AssertionError as exc:
         exc.add_note(f"the task's observation in the GraphQL API: {_observed(served, task)}")
         raise
-    expect(page.locator("body")).to_contain_text("failed")
+    expect(_event_detail(page)).to_contain_text("failed")
+    expect(page.get_by_text(re.compile(r"^Partition is"))).to_be_visible()
 
 
-def _open_history(page) -> None:
-    """A task that did not complete has no materialisation: Dagster 1.13's partition page shows
-    only the latest materialisation's metadata, so its reason (on the task's observation) is
-    read from the partition's event history: its observation, two clicks away."""
-    history = page.get_by_text(re.compile(r"View all historical events \([1-9]"))
-    expect(history).to_be_visible()
-    history.click()
-    page.get_by_role("dialog").get_by_text("Observation").first.click()
+def test_failed_task_is_found_in_the_events_tab_by_its_id(page, served):
+    """Without the link: the events tab's partition filter finds the task by the start of its id."""
+    task = served.tasks.failed
+    page.goto(f"{served.url}/assets/task_runs?view=events")
+    page.get_by_role("button", name=re.compile("Filter")).click()
+    filters = page.get_by_role("dialog")
+    filters.get_by_role("menuitem", name=re.compile("Partition")).click()
+    page.keyboard.type(task[:8])
+    filters.get_by_role("menuitem", name=re.compile(task)).click()
+    page.keyboard.press("Escape")
+    expect(page.get_by_text(re.compile(r"^Partition is"))).to_be_visible()
+    expect(_event_detail(page)).to_contain_text(task_row(served.db_url, task).error_message)
+
+
+def _event_detail(page) -> Any:
+    """The open event's pane of the events tab (its heading names the partition)."""
+    return page.get_by_text(re.compile(r"^Partition \S+ (observed|materialized)")).locator(
+        "xpath=ancestor::div[.//text()[normalize-space()='Metadata']][1]"
+    )
 
 
 def _observed(served: Served, task: str) -> dict[str, Any]:
@@ -213,7 +234,7 @@ def _observed(served: Served, task: str) -> dict[str, Any]:
     return {e["label"]: e.get("text") for e in events[0]["metadataEntries"]} if events else {}
 
 
-def test_blocked_task_page_names_its_failed_dependency(page, served):
+def test_blocked_task_page_names_its_failed_dependency_and_links_it(page, served):
     task = served.tasks.blocked
     reason = task_row(served.db_url, task).error_message
     assert reason and served.tasks.failed in reason, reason
@@ -221,10 +242,14 @@ def test_blocked_task_page_names_its_failed_dependency(page, served):
     assert task in partitions["assetNodeOrError"]["partitionKeys"], (
         "the blocked task has no page: no partition of task_runs (no event reports it)"
     )
-    page.goto(f"{served.url}/assets/task_runs?view=partitions&partition={task}")
-    _open_history(page)
-    expect(page.locator("body")).to_contain_text(reason, timeout=READ_TIMEOUT_MS)
-    expect(page.locator("body")).to_contain_text("blocked")
+    page.goto(served.task_page(task))
+    expect(_event_detail(page)).to_contain_text(reason, timeout=READ_TIMEOUT_MS)
+    expect(_event_detail(page)).to_contain_text("blocked")
+
+    page.get_by_role("link", name=served.tasks.failed, exact=True).click()
+    expect(page).to_have_url(re.compile(rf"partition={served.tasks.failed}"))
+    failed_reason = task_row(served.db_url, served.tasks.failed).error_message
+    expect(_event_detail(page)).to_contain_text(failed_reason, timeout=READ_TIMEOUT_MS)
 
 
 ASSET_DEPENDENCIES = "query { assetNodes { assetKey { path } dependencyKeys { path } } }"

@@ -53,7 +53,8 @@ def test_add_show_approve_and_deny(cli, db_url):
     other = cli("tasks", "add", "analysis", "--payload", '{"sql": "SELECT 2"}')
     shown_text = cli("tasks", "show", other)
     assert "status: pending" in shown_text.replace("  ", "")
-    page = f"{settings.dagster_ui_url()}/assets/task_runs?view=partitions&partition={other}"
+    query = f"view=events&partition={other}&partitions%5B0%5D={other}"
+    page = f"{settings.dagster_ui_url()}/assets/task_runs?{query}"
     assert f"dagster page: {page}" in shown_text
     assert json.loads(cli("tasks", "show", other, "--json"))["dagster_page"] == page
     assert "does not exist" in cli(
@@ -75,6 +76,17 @@ def test_demo_seed_is_idempotent(cli):
     assert f"{len(DEMO_TASKS) + 1} new task(s) and experiments" in cli("demo", "seed")
     assert "0 new task(s)" in cli("demo", "seed")
     assert len(cli("tasks", "list", "--limit", "100").splitlines()) == len(DEMO_TASKS)
+
+
+def test_tasks_are_found_by_a_piece_of_their_title_taken_literally(cli):
+    cli("db", "upgrade")
+    weekly = cli("tasks", "add", "analysis", "--title", "Weekly revenue report")
+    cut = cli("tasks", "add", "analysis", "--title", "Cut costs by 100%")
+    cli("tasks", "add", "analysis", "--title", "Cut costs by 1000 USD")
+    assert cli("tasks", "list", "--title", "REVENUE").split()[0] == weekly
+    [line] = cli("tasks", "list", "--title", "100%").splitlines()
+    assert line.startswith(cut) and line.endswith("Cut costs by 100%")
+    assert cli("tasks", "list", "--title", "_") == ""
 
 
 @pytest.mark.parametrize(

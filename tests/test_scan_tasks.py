@@ -126,7 +126,7 @@ def test_scan_task_is_launched_as_its_own_asset_run_tagged_with_the_task(
     assert artifact.details["partition"] == "south"
     assert artifact.details["asset_url"] == artifact.uri
     assert produced.asset_materialization.metadata["juggernaut/task"].value == (
-        f"http://localhost:3000/assets/task_runs?view=partitions&partition={task_id}"
+        f"http://localhost:3000/assets/task_runs?view=events&partition={task_id}&partitions%5B0%5D={task_id}"
     )
     assert (
         f"in run {run.run_id}" in row.completion_evidence

@@ -43,7 +43,7 @@ def test_failed_task_page_leads_with_its_reason(instance):
     assert metadata["reason"].value == "column revenue does not exist"
     assert (metadata["title"].value, metadata["state"].value) == ("Weekly revenue", "failed")
     assert metadata["attempt"].value == 2 and metadata["duration_s"].value == 61.4
-    dep_page = f"{UI}/assets/task_runs?view=partitions&partition=dep-1"
+    dep_page = f"{UI}/assets/task_runs?view=events&partition=dep-1&partitions%5B0%5D=dep-1"
     assert metadata["depends_on"].value == f"- [dep-1]({dep_page})"
     assert record.asset_observation.description == "Weekly revenue"
     assert instance.get_latest_materialization_event(task_runs.key) is None

@@ -1,9 +1,11 @@
 """`task_runs`: one partition per task, one event per attempt's outcome.
 
-Each task the platform carried out is reported here, keyed by its id. Open a partition to see
-the task's **reason** (its summary, or why it is not done), title, type, state, attempts,
-dependencies and every artifact it produced, each openable: a link where it has a URL, a
-preview where it is a file.
+Each task the platform carried out is reported here, keyed by its id. A task's page is the
+**Events** tab filtered to its partition (Filter → Partition, or the link
+`juggernaut tasks show ID` prints): the latest event shows its **reason** (its summary, or why
+it is not done), title, type, state, attempts, dependencies and every artifact it produced,
+each openable: a link where it has a URL, a preview where it is a file. The Partitions tab
+shows only materialisations, so a task that did not complete counts there as Missing.
 
 - A completed task, or one waiting on its pull request, is a **materialisation** with its
   verified artifacts.
@@ -23,16 +25,16 @@ from typing import Any
 import dagster as dg
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
+from upath import UPath
 
 from juggernaut_assets.assets.governance import OWNERS, governance_tasks
 from juggernaut_assets.db.enums import ArtifactKind
 from juggernaut_assets.db.models import GovernanceTask
 from juggernaut_assets.execution.outcome import Artifact, Ending, TaskOutcome
 from juggernaut_assets.execution.scan import TASK_RUNS_KEY, task_page_url
+from juggernaut_assets.lib.artifact_store import artifact_path
 
 TASK_PARTITIONS = dg.DynamicPartitionsDefinition(name="task_runs")
-TASK_SUCCEEDED = "task_succeeded"
-CHECK_KEY = dg.AssetCheckKey(TASK_RUNS_KEY, TASK_SUCCEEDED)
 PREVIEW_ROWS = 5
 PREVIEW_COLUMNS = 4
 PREVIEW_MAX_BYTES = 2_000_000
@@ -120,11 +122,11 @@ def _artifact_table(artifacts: list[Artifact]) -> str:
     return "\n".join(rows)
 
 
-def _query_preview(path: Path) -> dg.MetadataValue | None:
+def _query_preview(path: UPath) -> dg.MetadataValue | None:
     """The first rows and columns of a stored query result, as a table."""
-    if not path.is_file() or path.stat().st_size > PREVIEW_MAX_BYTES:
-        return None
     try:
+        if not path.is_file() or path.stat().st_size > PREVIEW_MAX_BYTES:
+            return None
         stored = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return None
@@ -148,11 +150,11 @@ def _query_preview(path: Path) -> dg.MetadataValue | None:
     return dg.MetadataValue.table(records, schema=schema)
 
 
-def _email_preview(path: Path) -> dg.MetadataValue | None:
+def _email_preview(path: UPath) -> dg.MetadataValue | None:
     """Subject, recipient and first lines of a stored .eml file."""
-    if not path.is_file():
-        return None
     try:
+        if not path.is_file():
+            return None
         message = email.message_from_bytes(path.read_bytes(), policy=email.policy.default)
     except (OSError, ValueError):
         return None
@@ -168,9 +170,9 @@ def _email_preview(path: Path) -> dg.MetadataValue | None:
 def _preview(artifact: Artifact) -> dg.MetadataValue | None:
     """A look inside an artifact that is a file (or carries its own stored preview)."""
     if artifact.kind == ArtifactKind.QUERY_RESULT and artifact.uri:
-        return _query_preview(Path(artifact.uri))
+        return _query_preview(artifact_path(artifact.uri))
     if artifact.kind == ArtifactKind.EMAIL_MESSAGE and artifact.uri:
-        return _email_preview(Path(artifact.uri))
+        return _email_preview(artifact_path(artifact.uri))
     if artifact.kind == ArtifactKind.HTTP_RESPONSE and artifact.details.get("body_preview"):
         return dg.MetadataValue.text(str(artifact.details["body_preview"])[:500])
     return None

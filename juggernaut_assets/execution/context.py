@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from sqlalchemy.engine import Engine
+from upath import UPath
 
 from juggernaut_assets.execution.tools.toolbox import ToolBox
 from juggernaut_assets.resources.github import GitHubResource
@@ -21,7 +21,8 @@ class TaskContext:
     task_type: str
     payload: Any
     engine: Engine
-    artifacts_dir: Path
+    artifacts_dir: UPath
+    """This attempt's folder: local or in an object store (`lib/artifact_store.py`)."""
     tools: ToolBox
     github: GitHubResource
     log: logging.Logger | Any

@@ -17,6 +17,7 @@ from typing import Any
 import dagster as dg
 import httpx
 from sqlalchemy.engine import Engine
+from upath import UPath
 
 from juggernaut_assets.db.enums import TaskStatus
 from juggernaut_assets.execution.context import TaskContext
@@ -36,6 +37,7 @@ from juggernaut_assets.execution.registry import canonical_task_type
 from juggernaut_assets.execution.tools.toolbox import ToolBox
 from juggernaut_assets.execution.verify import verify_artifacts
 from juggernaut_assets.execution.verify_domains import RegistrarVerifyEnv
+from juggernaut_assets.lib.artifact_store import artifact_path
 from juggernaut_assets.resources.github import GitHubResource
 from juggernaut_assets.resources.llm import LlmResource
 from juggernaut_assets.resources.registrar import Registrar
@@ -62,7 +64,8 @@ class ExecutionEnv:
     engine: Engine
     tools: TaskToolsResource
     github: GitHubResource
-    artifacts_root: Path
+    artifacts_root: Path | UPath
+    """A local directory or an object store URL's path (`lib/artifact_store.py`)."""
     http: httpx.Client
     instance: dg.DagsterInstance | None = None
     log: Any = log
@@ -106,7 +109,7 @@ def _execute(
     handler_name = canonical_task_type(task.task_type)
     if handler_name is None:
         return ending(Ending.WAITING_APPROVAL, f"no handler for task type '{task.task_type}'")
-    task_dir = env.artifacts_root / task.id / f"attempt-{task.attempt_count}"
+    task_dir = artifact_path(env.artifacts_root) / task.id / f"attempt-{task.attempt_count}"
     ctx = TaskContext(
         task_id=task.id,
         task_type=task.task_type,

@@ -15,10 +15,10 @@ import json
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
+from upath import UPath
 
 from juggernaut_assets.db.enums import ArtifactKind
 from juggernaut_assets.db.models import ToolCall, new_id, utcnow
@@ -26,6 +26,7 @@ from juggernaut_assets.execution.context import TaskContext
 from juggernaut_assets.execution.outcome import Artifact, RetriableError, TaskBlocked, TaskRejected
 from juggernaut_assets.execution.verify import register_verifier
 from juggernaut_assets.execution.verify_llm import LLM_TOOL, verify_llm_exchange
+from juggernaut_assets.lib.artifact_store import make_dirs
 from juggernaut_assets.lib.redaction import redact_text, scrub_url
 from juggernaut_assets.resources.llm import (
     NO_LLM_CONFIGURED,
@@ -125,10 +126,10 @@ class LlmCalls:
             except LlmMalformedResponse as exc:
                 raise RetriableError(str(exc)) from None
 
-    def _files(self) -> tuple[Path, Path]:
+    def _files(self) -> tuple[UPath, UPath]:
         self.calls += 1
         folder = self.ctx.artifacts_dir / EXCHANGE_DIR
-        folder.mkdir(parents=True, exist_ok=True)
+        make_dirs(folder)
         stem = f"call-{self.calls:02d}"
         return folder / f"{stem}-prompt.json", folder / f"{stem}-answer.md"
 

@@ -16,11 +16,11 @@ from __future__ import annotations
 import hashlib
 import urllib.robotparser
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import httpx
 import trafilatura
+from upath import UPath
 
 from juggernaut_assets.db.enums import ArtifactKind
 from juggernaut_assets.db.models import utcnow
@@ -55,9 +55,9 @@ class FetchedSource:
     final_url: str
     title: str
     fetched_at: str
-    raw_path: Path
+    raw_path: UPath
     raw_sha256: str
-    text_path: Path
+    text_path: UPath
     text_sha256: str
     text: str
     truncated: bool
@@ -123,7 +123,7 @@ class _Fetcher:
     def close(self) -> None:
         self.client.close()
 
-    def get(self, url: str, body_path: Path, cap: int, purpose: str) -> Exchange:
+    def get(self, url: str, body_path: UPath, cap: int, purpose: str) -> Exchange:
         """One guarded GET (redirects followed hop by hop), recorded as a `tool_calls` row."""
         self.ctx.tools.fence()
         arguments = {"url": scrub_url(url), "purpose": purpose, "max_body_bytes": cap}

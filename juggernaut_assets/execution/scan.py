@@ -201,9 +201,21 @@ def asset_page_url(key: dg.AssetKey, **query: str | int | None) -> str:
     return f"{settings.dagster_ui_url()}/assets/{path}" + (f"?{params}" if params else "")
 
 
+TASK_FILTER_PARAM = "partitions[0]"
+"""The events tab's partition filter, as Dagster's UI encodes it in the query string."""
+
+
 def task_page_url(task_id: str) -> str:
-    """The task's own page: its partition of `task_runs`."""
-    return asset_page_url(TASK_RUNS_KEY, view="partitions", partition=task_id)
+    """The task's own page: the events of its `task_runs` partition, the latest one open.
+
+    Not the partition tab: in Dagster 1.13 it shows only a partition's latest
+    *materialisation*, so a failed, blocked or waiting task (an observation) would show
+    "No metadata entries" there. The events tab filtered to the partition lists every attempt's
+    event and opens the latest, whatever its kind, with its reason first.
+    """
+    return asset_page_url(
+        TASK_RUNS_KEY, view="events", partition=task_id, **{TASK_FILTER_PARAM: task_id}
+    )
 
 
 def asset_url(target: ScanTarget, timestamp: float | None = None) -> str:

@@ -18,11 +18,11 @@ import decimal
 import json
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import CursorResult, Engine
+from upath import UPath
 
 from juggernaut_assets.db.engine import (
     QueryTimeout,
@@ -42,6 +42,7 @@ from juggernaut_assets.execution.outcome import (
     TaskRejected,
 )
 from juggernaut_assets.execution.verify import file_sha256
+from juggernaut_assets.lib.artifact_store import make_dirs
 from juggernaut_assets.lib.query_json import encode_row
 from juggernaut_assets.lib.sql_guard import UnsafeSql, check_read_only_sql
 from juggernaut_assets.lib.sql_params import SqlParamError, render_for_driver
@@ -154,9 +155,10 @@ def _first_line(error: BaseException | None) -> str:
     return str(error).strip().splitlines()[0] if error else "unknown error"
 
 
-def write_query_artifact(result: QueryResult, sql: str, directory: Path) -> Artifact:
-    """Store the result as a strict-JSON file and describe it as a `query_result` artifact."""
-    directory.mkdir(parents=True, exist_ok=True)
+def write_query_artifact(result: QueryResult, sql: str, directory: UPath) -> Artifact:
+    """Store the result as a strict-JSON file (local or in an object store) and describe it
+    as a `query_result` artifact."""
+    make_dirs(directory)
     path = directory / "query_result.json"
     head = {
         "sql": sql,

@@ -14,12 +14,14 @@ from pathlib import Path
 import dagster as dg
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
+from upath import UPath
 
 from juggernaut_assets.db.enums import ArtifactKind
 from juggernaut_assets.db.models import ToolCall
 from juggernaut_assets.execution.github_merge import check_merge_commit
 from juggernaut_assets.execution.github_pr import check_pull_request
 from juggernaut_assets.execution.outcome import Artifact
+from juggernaut_assets.lib.artifact_store import artifact_path
 from juggernaut_assets.resources.github import GitHubResource
 
 
@@ -34,7 +36,8 @@ Verifier = Callable[[Artifact, VerifyEnv], str | None]
 """Returns None when the artifact checks out, else why it does not."""
 
 
-def file_sha256(path: Path) -> str:
+def file_sha256(path: Path | UPath) -> str:
+    """The sha256 of a file, local or in an object store, read in 1 MiB chunks."""
     digest = hashlib.sha256()
     with path.open("rb") as f:
         for chunk in iter(lambda: f.read(1 << 20), b""):
@@ -45,7 +48,7 @@ def file_sha256(path: Path) -> str:
 def _verify_file(artifact: Artifact, _env: VerifyEnv) -> str | None:
     if not artifact.uri:
         return "file artifact has no path"
-    path = Path(artifact.uri.removeprefix("file://"))
+    path = artifact_path(artifact.uri)
     if not path.is_file():
         return f"file {path} does not exist"
     if not artifact.sha256:
@@ -64,7 +67,7 @@ def _verify_query_result(artifact: Artifact, env: VerifyEnv) -> str | None:
     problem = _verify_file(artifact, env)
     if problem:
         return problem
-    path = Path(str(artifact.uri).removeprefix("file://"))
+    path = artifact_path(str(artifact.uri))
     try:
         body = json.loads(path.read_bytes())
     except ValueError as exc:
@@ -128,7 +131,7 @@ def _verify_http_response(artifact: Artifact, env: VerifyEnv) -> str | None:
     body_path = artifact.details.get("body_path")
     if not body_path:
         return "http response artifact names no body file"
-    path = Path(body_path)
+    path = artifact_path(body_path)
     if not path.is_file():
         return f"body file {path} does not exist"
     size = path.stat().st_size

@@ -9,7 +9,6 @@ It proves the server took the message, not that it reached an inbox.
 from __future__ import annotations
 
 from email import message_from_bytes, policy
-from pathlib import Path
 
 from juggernaut_assets.db.enums import ArtifactKind
 from juggernaut_assets.execution.outcome import Artifact
@@ -19,6 +18,7 @@ from juggernaut_assets.execution.verify import (
     file_sha256,
     register_verifier,
 )
+from juggernaut_assets.lib.artifact_store import artifact_path
 
 EMAIL_TOOL = "email"
 
@@ -37,7 +37,7 @@ def verify_email_message(artifact: Artifact, env: VerifyEnv) -> str | None:
         return "email message artifact names no .eml file or sha256"
     if result.get("eml_path") != artifact.uri:
         return f"tool call {call} stored its message in another file"
-    path = Path(artifact.uri)
+    path = artifact_path(artifact.uri)
     if not path.is_file():
         return f"message file {path} does not exist"
     actual = file_sha256(path)

@@ -8,10 +8,9 @@ done only when its pull request is merged.
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from juggernaut_assets.execution.outcome import Artifact
 from juggernaut_assets.execution.verify import VerifyEnv, _recorded_call, file_sha256
+from juggernaut_assets.lib.artifact_store import artifact_path
 
 LLM_TOOL = "llm"
 
@@ -21,7 +20,7 @@ def _file_problem(label: str, path_text: object, wanted: object) -> str | None:
         return f"llm exchange names no {label} file"
     if not isinstance(wanted, str) or not wanted:
         return f"llm exchange has no sha256 for its {label}"
-    path = Path(path_text)
+    path = artifact_path(path_text)
     if not path.is_file():
         return f"{label} file {path} does not exist"
     actual = file_sha256(path)

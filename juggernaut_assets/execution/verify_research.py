@@ -10,13 +10,13 @@ stored file must be unchanged.
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 from juggernaut_assets.db.enums import ArtifactKind
 from juggernaut_assets.execution.outcome import Artifact
 from juggernaut_assets.execution.research_sources import FetchedSource
 from juggernaut_assets.execution.verify import VerifyEnv, file_sha256, register_verifier
+from juggernaut_assets.lib.artifact_store import artifact_path
 from juggernaut_assets.lib.claims import (
     Claim,
     DroppedClaim,
@@ -104,7 +104,7 @@ def report_inputs(details: dict[str, Any]) -> dict[str, Any]:
 def _source_texts(sources: list[dict[str, Any]]) -> tuple[dict[int, str], str | None]:
     texts: dict[int, str] = {}
     for s in sources:
-        path = Path(str(s.get("text_path") or ""))
+        path = artifact_path(str(s.get("text_path") or ""))
         if not path.is_file():
             return texts, f"source [{s.get('number')}] text file {path} does not exist"
         actual = file_sha256(path)
@@ -121,7 +121,7 @@ def verify_research_report(artifact: Artifact, _env: VerifyEnv) -> str | None:
     """None when the report file is intact and every claim's quote is in its stored source."""
     if not artifact.uri or not artifact.sha256:
         return "research report names no file or no sha256"
-    path = Path(artifact.uri)
+    path = artifact_path(artifact.uri)
     if not path.is_file():
         return f"report file {path} does not exist"
     if file_sha256(path) != artifact.sha256:

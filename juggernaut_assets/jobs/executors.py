@@ -28,8 +28,8 @@ What every run worker and Celery worker must share:
   live there; a worker without it would fall back to its own SQLite file;
 - storage for what tasks produce: asset values under `JUGGERNAUT_ASSETS_DIR` (any fsspec URL,
   e.g. `s3://bucket/assets`, through UPath) and file artifacts under
-  `JUGGERNAUT_ARTIFACTS_DIR` (a POSIX path today: a volume mounted at the same path everywhere,
-  since the audit re-reads them);
+  `JUGGERNAUT_ARTIFACTS_DIR` (`s3://bucket/artifacts`, or a volume mounted at the same path
+  everywhere: the verifiers and the audit re-read them; see `lib/artifact_store.py`);
 - the same code and environment (one image): the worker rebuilds the job from the run's code
   origin (`juggernaut_assets.definitions`) and binds resources from its own environment.
 

@@ -30,6 +30,7 @@ from juggernaut_assets.execution.research_sources import (
     search,
 )
 from juggernaut_assets.execution.verify_research import report_details, report_inputs
+from juggernaut_assets.lib.artifact_store import make_dirs
 from juggernaut_assets.lib.claims import (
     Claim,
     DroppedClaim,
@@ -186,7 +187,7 @@ def run_research_task(ctx: TaskContext) -> HandlerResult:
     )
     report = render_report(**report_inputs(details))
     path = ctx.artifacts_dir / REPORT_FILE
-    path.parent.mkdir(parents=True, exist_ok=True)
+    make_dirs(path.parent)
     path.write_text(report, encoding="utf-8")
     artifact = Artifact(
         kind=ArtifactKind.RESEARCH_REPORT,

@@ -47,6 +47,7 @@ from juggernaut_assets.db.models import EmailSuppression, ToolCall, utcnow
 from juggernaut_assets.execution import verify_email
 from juggernaut_assets.execution.outcome import Artifact, RetriableError, TaskBlocked, TaskRejected
 from juggernaut_assets.execution.tools.base import ToolOutput
+from juggernaut_assets.lib.artifact_store import make_dirs
 from juggernaut_assets.lib.redaction import redact_text
 from juggernaut_assets.resources.task_tools import TaskToolsResource
 from juggernaut_assets.tasks.payloads import Payload, PayloadError, validate_payload
@@ -305,7 +306,7 @@ def email_tool(args: dict[str, Any], box: ToolBox) -> ToolOutput:
         call_id, decided = _reserve(conn, box, base)
     if decided is not None:
         return decided
-    eml_path.parent.mkdir(parents=True, exist_ok=True)
+    make_dirs(eml_path.parent)
     eml_path.write_bytes(raw)
     box.fence()
     return _Transaction(box, call_id, config, {**base, "subject": request.subject}, raw).run()

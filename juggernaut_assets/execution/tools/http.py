@@ -16,10 +16,10 @@ from __future__ import annotations
 
 import os
 import uuid
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import httpx
+from upath import UPath
 
 from juggernaut_assets.db.enums import ArtifactKind
 from juggernaut_assets.execution.outcome import Artifact, RetriableError, TaskBlocked, TaskRejected
@@ -132,7 +132,7 @@ def _output(
     exchange: Exchange,
     headers: dict[str, str],
     credential: CredentialHeader | None,
-    body_path: Path,
+    body_path: UPath,
     secrets: list[str],
 ) -> ToolOutput:
     summary = redact(

@@ -13,12 +13,13 @@ from __future__ import annotations
 import hashlib
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import httpx
+from upath import UPath
 
 from juggernaut_assets.execution.outcome import RetriableError, TaskRejected
 from juggernaut_assets.execution.tools.http_args import port_of, refusal_for_url
+from juggernaut_assets.lib.artifact_store import make_dirs
 from juggernaut_assets.lib.netguard import AddressRefused, HostAllowList
 from juggernaut_assets.lib.redaction import scrub_url
 from juggernaut_assets.resources.task_tools import MAX_BODY_ENV, HttpCredential
@@ -81,7 +82,7 @@ def fetch(
     *,
     allowed: HostAllowList,
     credential: CredentialHeader | None,
-    body_path: Path,
+    body_path: UPath,
     max_body_bytes: int,
     deadline_seconds: float,
 ) -> Exchange:
@@ -117,7 +118,7 @@ def fetch(
 
 def _store_body(
     response: httpx.Response,
-    path: Path,
+    path: UPath,
     max_body_bytes: int,
     deadline: float,
     hops: list[dict[str, object]],
@@ -129,7 +130,7 @@ def _store_body(
     declared = response.headers.get("content-length", "")
     if declared.isdigit() and int(declared) > max_body_bytes:
         raise TaskRejected(too_big)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    make_dirs(path.parent)
     digest = hashlib.sha256()
     size = 0
     preview = b""

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import httpx
 from sqlalchemy.engine import Engine
+from upath import UPath
 
 from juggernaut_assets.db.models import ToolCall, new_id, utcnow
 from juggernaut_assets.execution.outcome import RetriableError, TaskBlocked, TaskRejected
@@ -25,7 +25,7 @@ class ToolBox:
     engine: Engine
     task_id: str
     settings: TaskToolsResource
-    artifacts_dir: Path
+    artifacts_dir: UPath
     http: httpx.Client
     steps_run: int = 0
     worker: str | None = None
