@@ -20,10 +20,18 @@ import pytest
 import sqlalchemy as sa
 
 from juggernaut_assets import settings
+from juggernaut_assets.db.enums import ArtifactKind
 from juggernaut_assets.db.models import TaskArtifact
 from juggernaut_assets.execution import handlers
+from juggernaut_assets.execution.outcome import Artifact
 from juggernaut_assets.execution.registry import HandlerName
-from juggernaut_assets.lib.artifact_store import artifact_path, make_dirs, storage_options
+from juggernaut_assets.execution.verify import VerifyEnv, verify_artifacts
+from juggernaut_assets.lib.artifact_store import (
+    ArtifactLocationError,
+    artifact_path,
+    make_dirs,
+    storage_options,
+)
 from juggernaut_assets.resources.polars_io import PolarsParquetIOManager
 from juggernaut_assets.resources.task_tools import TaskToolsResource
 from juggernaut_assets.tasks.create import add_task
@@ -110,6 +118,7 @@ def test_a_local_location_stays_the_same_path_text():
 
 
 def test_s3_options_name_the_endpoint_and_never_a_credential(monkeypatch):
+    monkeypatch.setenv("JUGGERNAUT_ARTIFACTS_DIR", "s3://bucket/artifacts")
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", KEY_ID)
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", SECRET)
     monkeypatch.setenv("AWS_ENDPOINT_URL", "http://127.0.0.1:9")
@@ -121,6 +130,27 @@ def test_s3_options_name_the_endpoint_and_never_a_credential(monkeypatch):
     assert storage_options("s3") == {"endpoint_url": "http://127.0.0.1:9"}
     assert storage_options("gcs") == {}
     assert SECRET not in repr(path) and KEY_ID not in repr(path.storage_options)
+
+
+def test_a_stored_location_outside_the_artifact_store_is_never_opened(
+    monkeypatch, http_server, governance_db
+):
+    """Rows may come from other programs: a URL fsspec could follow is a problem, not a read."""
+    served = http_server.route("GET", "/secret", Reply(200, "internal"))
+    monkeypatch.setenv("JUGGERNAUT_ARTIFACTS_DIR", "/srv/artifacts")
+    for location in (served, "memory://x/y.json", "s3://bucket/t/q.json"):
+        with pytest.raises(ArtifactLocationError, match="not where artifacts are stored"):
+            artifact_path(location)
+    digest = hashlib.sha256(b"internal").hexdigest()
+    claims = [
+        Artifact(ArtifactKind.FILE, uri=served, sha256=digest),
+        Artifact(ArtifactKind.QUERY_RESULT, uri=served, sha256=digest),
+        Artifact(ArtifactKind.HTTP_RESPONSE, uri=served, details={"body_path": served}),
+    ]
+    problems = verify_artifacts(claims, VerifyEnv(governance_db))
+    assert len(problems) == 3 and "http:// is not where artifacts are stored" in problems[0]
+    assert not any(a.verified for a in claims)
+    assert http_server.received == []
 
 
 def test_a_missing_bucket_is_not_created_and_the_write_fails(bucket):

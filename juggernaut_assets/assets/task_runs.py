@@ -32,7 +32,7 @@ from juggernaut_assets.db.enums import ArtifactKind
 from juggernaut_assets.db.models import GovernanceTask
 from juggernaut_assets.execution.outcome import Artifact, Ending, TaskOutcome
 from juggernaut_assets.execution.scan import TASK_RUNS_KEY, task_page_url
-from juggernaut_assets.lib.artifact_store import artifact_path
+from juggernaut_assets.lib.artifact_store import ArtifactLocationError, artifact_path
 
 TASK_PARTITIONS = dg.DynamicPartitionsDefinition(name="task_runs")
 PREVIEW_ROWS = 5
@@ -169,10 +169,13 @@ def _email_preview(path: UPath) -> dg.MetadataValue | None:
 
 def _preview(artifact: Artifact) -> dg.MetadataValue | None:
     """A look inside an artifact that is a file (or carries its own stored preview)."""
-    if artifact.kind == ArtifactKind.QUERY_RESULT and artifact.uri:
-        return _query_preview(artifact_path(artifact.uri))
-    if artifact.kind == ArtifactKind.EMAIL_MESSAGE and artifact.uri:
-        return _email_preview(artifact_path(artifact.uri))
+    if artifact.kind in (ArtifactKind.QUERY_RESULT, ArtifactKind.EMAIL_MESSAGE) and artifact.uri:
+        try:
+            path = artifact_path(artifact.uri)
+        except ArtifactLocationError:
+            return None
+        read = _query_preview if artifact.kind == ArtifactKind.QUERY_RESULT else _email_preview
+        return read(path)
     if artifact.kind == ArtifactKind.HTTP_RESPONSE and artifact.details.get("body_preview"):
         return dg.MetadataValue.text(str(artifact.details["body_preview"])[:500])
     return None

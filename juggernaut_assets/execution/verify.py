@@ -21,7 +21,7 @@ from juggernaut_assets.db.models import ToolCall
 from juggernaut_assets.execution.github_merge import check_merge_commit
 from juggernaut_assets.execution.github_pr import check_pull_request
 from juggernaut_assets.execution.outcome import Artifact
-from juggernaut_assets.lib.artifact_store import artifact_path
+from juggernaut_assets.lib.artifact_store import ArtifactLocationError, artifact_path
 from juggernaut_assets.resources.github import GitHubResource
 
 
@@ -259,9 +259,14 @@ def verify_artifacts(artifacts: list[Artifact], env: VerifyEnv) -> list[str]:
     problems = []
     for artifact in artifacts:
         verifier = VERIFIERS.get(artifact.kind)
-        problem = (
-            verifier(artifact, env) if verifier else f"no verifier for {artifact.kind} artifacts"
-        )
+        try:
+            problem = (
+                verifier(artifact, env)
+                if verifier
+                else f"no verifier for {artifact.kind} artifacts"
+            )
+        except ArtifactLocationError as exc:
+            problem = str(exc)
         artifact.verified = problem is None
         artifact.verification_detail = problem or "verified"
         if problem:

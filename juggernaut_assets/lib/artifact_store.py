@@ -16,6 +16,13 @@ honours both, and they are also passed as `endpoint_url`, so fsspec's cached fil
 per endpoint. The polars IO manager (`JUGGERNAUT_ASSETS_DIR=s3://…`) reads the same variables.
 S3 needs the `s3fs` package (the `s3` extra).
 
+A stored `uri` is read only where artifacts are written: a local path, or the store of
+`JUGGERNAUT_ARTIFACTS_DIR` (its protocol). Rows may come from other programs (an operator
+points the platform at the production database), and fsspec would otherwise follow any URL it
+knows (`http://`, `ftp://`, `memory://`, …) when the audit re-reads an artifact:
+`artifact_path` raises `ArtifactLocationError` for those, and the verifiers report it as the
+artifact's problem.
+
 Object stores have no directories: `make_dirs` creates a local directory and does nothing on
 an object store (s3fs's `mkdir` would create a missing bucket; a missing bucket must fail the
 write instead).
@@ -46,11 +53,22 @@ def storage_options(protocol: str) -> dict[str, str]:
     return {}
 
 
+class ArtifactLocationError(ValueError):
+    """A stored artifact location this platform does not read (see the module docstring)."""
+
+
+def _store_protocol() -> str:
+    """The protocol of `JUGGERNAUT_ARTIFACTS_DIR` ("" for a local directory)."""
+    url = _URL.match(os.environ.get("JUGGERNAUT_ARTIFACTS_DIR", ""))
+    return url["protocol"].lower() if url else ""
+
+
 def artifact_path(location: str | os.PathLike[str] | UPath) -> UPath:
     """A configured artifacts directory or a stored `uri`, as a path to read or write.
 
     A local path stays a local path (its `str` is the same text); `file://` is dropped, as
-    the verifiers always did; `s3://…` (or another fsspec URL) gets its storage options.
+    the verifiers always did; a URL of the configured store (`s3://…`) gets its storage
+    options. Any other URL raises `ArtifactLocationError`.
     """
     if isinstance(location, UPath):
         return location
@@ -60,7 +78,12 @@ def artifact_path(location: str | os.PathLike[str] | UPath) -> UPath:
     url = _URL.match(text)
     if url is None:
         return UPath(text)
-    return UPath(text, **storage_options(url["protocol"]))
+    protocol = url["protocol"].lower()
+    if protocol not in _LOCAL_PROTOCOLS and protocol != _store_protocol():
+        raise ArtifactLocationError(
+            f"{protocol}:// is not where artifacts are stored (JUGGERNAUT_ARTIFACTS_DIR)"
+        )
+    return UPath(text, **storage_options(protocol))
 
 
 def is_local(path: Path | UPath) -> bool:
