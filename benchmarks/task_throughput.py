@@ -246,28 +246,32 @@ def main() -> None:
     parser.add_argument("--large", type=int, default=10_000, help="0 skips the large run")
     parser.add_argument("--batch-size", type=int, default=250)
     parser.add_argument("--runs", type=int, default=1, help="executor runs at once")
-    parser.add_argument("--naive-tasks", type=int, default=20)
+    parser.add_argument(
+        "--naive-tasks", type=int, default=20, help="0 skips one-run-per-task (and the ratios)"
+    )
     parser.add_argument("--sqlite", action="store_true", help="SQLite storage and database")
     parser.add_argument("--workers", type=int, default=0, help="Celery workers (0: in-process)")
     args = parser.parse_args()
     setup = Setup(batch_size=args.batch_size, max_runs=args.runs, sqlite=args.sqlite)
 
-    naive = measure(
-        args.naive_tasks,
-        Setup(batch_size=1, max_runs=10, claim_more=False, idle_s=0, sqlite=args.sqlite),
-        warm=False,
-    )
-    print(_line("one run per task", naive))
+    naive = None
+    if args.naive_tasks:
+        one_per_run = Setup(
+            batch_size=1, max_runs=10, claim_more=False, idle_s=0, sqlite=args.sqlite
+        )
+        naive = measure(args.naive_tasks, one_per_run, warm=False)
+        print(_line("one run per task", naive))
     cold = measure(args.tasks, setup, warm=False)
     print(_line("cold (new run)", cold))
     print(_breakdown(cold))
     warm = measure(args.tasks, setup, warm=True)
     print(_line("warm (live run)", warm))
     print(_breakdown(warm))
-    print(
-        f"ratio: cold {cold.rate / naive.rate:.0f}x, warm {warm.rate / naive.rate:.0f}x "
-        "one run per task"
-    )
+    if naive:
+        print(
+            f"ratio: cold {cold.rate / naive.rate:.0f}x, warm {warm.rate / naive.rate:.0f}x "
+            "one run per task"
+        )
     if args.large:
         large = measure(args.large, setup, warm=False, timeout=1800)
         print(_line("large, cold", large))
