@@ -290,6 +290,42 @@ def test_a_run_that_holds_nothing_and_is_not_young_does_not_keep_the_queue_waiti
     assert request.tags["juggernaut/task_count"] == "2"
 
 
+def test_a_started_run_that_holds_nothing_and_writes_nothing_is_failed_with_the_reason(
+    governance_db, instance, resources, monkeypatch
+):
+    """An idle worker that died leaves its run STARTED: once quiet for a lease plus the idle
+    wait it is failed, with why; a run that still writes events is left alone."""
+    import time
+
+    monkeypatch.setenv("JUGGERNAUT_HEARTBEAT_SECONDS", "0.1")
+    queue = TaskQueueResource(batch_size=5, max_executor_runs=2, run_idle_seconds=0)
+    resources = {**resources, "task_queue": queue}
+    dead, working = (_started_run(instance, key) for key in ("dead", "working"))
+    evaluate_sensor(instance, resources)
+    assert instance.get_run_by_id(dead.run_id).status == dg.DagsterRunStatus.STARTED, "too soon"
+    time.sleep(0.6)
+    instance.report_engine_event("polling for work", working)
+    evaluate_sensor(instance, resources)
+    assert instance.get_run_by_id(working.run_id).status == dg.DagsterRunStatus.STARTED
+    assert instance.get_run_by_id(dead.run_id).status == dg.DagsterRunStatus.FAILURE
+    [failure] = instance.get_records_for_run(
+        dead.run_id, of_type=dg.DagsterEventType.RUN_FAILURE
+    ).records
+    assert "held no task and wrote no event" in failure.event_log_entry.message
+
+
+def _started_run(instance: dg.DagsterInstance, key: str) -> dg.DagsterRun:
+    config = {"ops": {"execute_task_batch": {"config": {"batch_key": key}}}}
+    run = instance.create_run_for_job(execute_tasks, run_config=config)
+    instance.handle_run_event(
+        run.run_id,
+        dg.DagsterEvent(
+            event_type_value=dg.DagsterEventType.RUN_START.value, job_name=run.job_name
+        ),
+    )
+    return run
+
+
 def test_with_one_batch_per_run_the_sensor_claims_beside_live_runs(
     governance_db, instance, resources
 ):

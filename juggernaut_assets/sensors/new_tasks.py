@@ -75,7 +75,16 @@ def _run_lookup(instance: dg.DagsterInstance) -> RunStatusLookup:
     return lookup
 
 
-def _stop_silent_run(context: dg.SensorEvaluationContext, run_id: str) -> None:
+SILENT_RUN = "new_tasks_sensor: the run worker stopped heartbeating; its tasks were released"
+IDLE_DEAD_RUN = (
+    "new_tasks_sensor: the run held no task and wrote no event for {seconds:.0f} s (a lease "
+    "plus the idle wait): its worker is presumed gone; no task was lost"
+)
+
+
+def _stop_silent_run(
+    context: dg.SensorEvaluationContext, run_id: str, reason: str = SILENT_RUN
+) -> None:
     """A run that stopped heartbeating (or never took its batch) has lost its tasks: ask the
     launcher to terminate it, and mark it failed so it no longer holds a run slot. The run
     itself also stops before starting anything more once its lease is stale (`lease.py`)."""
@@ -89,9 +98,7 @@ def _stop_silent_run(context: dg.SensorEvaluationContext, run_id: str) -> None:
         context.log.warning(f"could not terminate run {run_id}: {exc}")
     run = instance.get_run_by_id(run_id)
     if run is not None and not run.is_finished:
-        instance.report_run_failed(
-            run, "new_tasks_sensor: the run worker stopped heartbeating; its tasks were released"
-        )
+        instance.report_run_failed(run, reason)
 
 
 def _worker_gone(instance: dg.DagsterInstance) -> Callable[[str | None, datetime | None], bool]:
@@ -122,6 +129,29 @@ def _run_request(batch: Batch, queue: TaskQueueResource) -> dg.RunRequest:
             "dagster/max_runtime": str(queue.run_max_runtime_seconds),
         },
     )
+
+
+def _idle_dead_runs(instance: dg.DagsterInstance, holding: set[str], quiet_s: float) -> list[str]:
+    """STARTED executor runs that hold no task and have written no event for `quiet_s`.
+
+    A healthy run holds the tasks it works on (their lease is fresh) and, between batches,
+    polls for at most `run_idle_seconds` before it ends; a worker that died while idle leaves
+    its run STARTED until the maximum runtime, which the Runs page would show as working.
+    Queued and starting runs are left alone (a run queue may hold them for long).
+    """
+    records = instance.get_run_records(
+        dg.RunsFilter(job_name=execute_tasks.name, statuses=[dg.DagsterRunStatus.STARTED])
+    )
+    cutoff = utcnow().timestamp() - quiet_s
+    dead = []
+    for record in records:
+        run_id = record.dagster_run.run_id
+        if run_id in holding or record.create_timestamp.timestamp() >= cutoff:
+            continue
+        latest = instance.get_records_for_run(run_id, limit=1, ascending=False).records
+        if not latest or latest[0].timestamp < cutoff:
+            dead.append(run_id)
+    return dead
 
 
 def _live_executor_runs(instance: dg.DagsterInstance, holding: set[str], young_s: float) -> int:
@@ -193,6 +223,8 @@ def new_tasks_sensor(
     unreported = unreported_outcomes(engine, _worker_gone(context.instance))
     details = task_details(engine, [o.task_id for o in unreported]) if unreported else {}
     young_s = lease_duration().total_seconds() + task_queue.run_idle_seconds
+    for run_id in _idle_dead_runs(context.instance, reaped.holding_runs, young_s):
+        _stop_silent_run(context, run_id, IDLE_DEAD_RUN.format(seconds=young_s))
     live = _live_executor_runs(context.instance, reaped.holding_runs, young_s)
     free = max(0, task_queue.max_executor_runs - live - len(reaped.lost_batches))
     claim = ClaimResult()
