@@ -9,9 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import dagster as dg
@@ -39,58 +37,28 @@ from tests.fakes.http_server import Reply
 from tests.queue_driver import drain, task_row
 from tests.test_verifiers import _rejected, _run_with
 
-moto_server = pytest.importorskip("moto.server")
+pytest.importorskip("moto.server")
 s3fs = pytest.importorskip("s3fs")
-boto3 = pytest.importorskip("boto3")
 
-KEY_ID = "AKIDTESTONLY0000"
-SECRET = "test-secret-never-stored"
-
-
-@dataclass
-class Bucket:
-    """A fresh bucket on the test's S3 server, and a boto3 client to look inside it."""
-
-    name: str
-    client: object
-
-    def keys(self) -> list[str]:
-        listed = self.client.list_objects_v2(Bucket=self.name)
-        return sorted(o["Key"] for o in listed.get("Contents", []))
-
-    def read(self, uri: str) -> bytes:
-        return self.client.get_object(Bucket=self.name, Key=self.key(uri))["Body"].read()
-
-    def key(self, uri: str) -> str:
-        prefix = f"s3://{self.name}/"
-        assert uri.startswith(prefix), uri
-        return uri.removeprefix(prefix)
+from tests.fakes.s3_server import KEY_ID, SECRET, Bucket, new_bucket, s3_server  # noqa: E402
 
 
 @pytest.fixture(scope="module")
 def s3_endpoint() -> Iterator[str]:
     """moto's S3 server on 127.0.0.1, on a free port."""
-    server = moto_server.ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    yield f"http://{host}:{port}"
-    server.stop()
+    with s3_server() as endpoint:
+        yield endpoint
 
 
 @pytest.fixture
 def bucket(s3_endpoint: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[Bucket]:
     """A new bucket; artifacts go to `s3://<bucket>/artifacts` (credentials from the env)."""
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", KEY_ID)
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", SECRET)
-    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
-    monkeypatch.setenv("AWS_ENDPOINT_URL", s3_endpoint)
+    made = new_bucket(s3_endpoint)
+    for name, value in made.env.items():
+        monkeypatch.setenv(name, value)
     monkeypatch.delenv("AWS_ENDPOINT_URL_S3", raising=False)
     monkeypatch.delenv("AWS_PROFILE", raising=False)
-    name = f"juggernaut-{uuid.uuid4().hex[:12]}"
-    client = boto3.client("s3")
-    client.create_bucket(Bucket=name)
-    monkeypatch.setenv("JUGGERNAUT_ARTIFACTS_DIR", f"s3://{name}/artifacts")
-    yield Bucket(name, client)
+    yield made
     s3fs.S3FileSystem.clear_instance_cache()
 
 

@@ -5,8 +5,8 @@ step to two workers started here as separate processes with the deployed `deploy
 (`benchmarks/_workers.py`). Which worker carried a task is read from Dagster's own record:
 the task's final holder is its run (`assigned_worker = dagster-run:<id>`), and dagster-celery
 logs, in that run, the engine event "Executing steps … in celery worker" with the worker's
-node name. The artifacts directory is one directory for all processes, as a shared volume is
-for machines.
+node name. Artifacts go to one bucket on a local S3 server (moto's), as they would for
+machines: each worker writes there and verifies there, and the test re-hashes every object.
 
 Skipped when Redis is unreachable, unless `CI=true` (then it fails).
 """
@@ -14,6 +14,7 @@ Skipped when Redis is unreachable, unless `CI=true` (then it fails).
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
 import shutil
@@ -35,10 +36,10 @@ from benchmarks._pg import temporary_database
 from benchmarks._workers import CeleryWorker, Command, celery_workers
 from juggernaut_assets.db.engine import make_engine
 from juggernaut_assets.db.models import GovernanceTask, TaskArtifact
-from juggernaut_assets.execution.verify import file_sha256
 from juggernaut_assets.jobs.executors import BACKEND_ENV, BROKER_ENV, EXECUTOR_ENV, QUEUE_ENV
 from juggernaut_assets.tasks.claim import RUN_WORKER_PREFIX
 from juggernaut_assets.tasks.create import add_task
+from tests.fakes.s3_server import Bucket, new_bucket, s3_server
 
 PROJECT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
@@ -88,7 +89,7 @@ class Platform:
     env: dict[str, str]
     home: Path
     governance_url: str
-    artifacts: Path
+    bucket: Bucket
     logs: Path
 
     def instance(self) -> dg.DagsterInstance:
@@ -120,7 +121,8 @@ def platform(pg_database_url: str, tmp_path_factory: pytest.TempPathFactory) -> 
     home.mkdir()
     shutil.copy(PROJECT / "deploy" / "dagster.celery.yaml", home / "dagster.yaml")
     queue = f"juggernaut-test-{uuid.uuid4().hex[:8]}"
-    with temporary_database("ja_test_celery_dagster") as storage_url:
+    with temporary_database("ja_test_celery_dagster") as storage_url, s3_server() as s3:
+        bucket = new_bucket(s3)
         env = {
             **os.environ,
             "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}",
@@ -137,10 +139,11 @@ def platform(pg_database_url: str, tmp_path_factory: pytest.TempPathFactory) -> 
             "JUGGERNAUT_RUN_IDLE_SECONDS": "1",
             "JUGGERNAUT_SENSOR_INTERVAL_SECONDS": "1",
             "JUGGERNAUT_HEARTBEAT_SECONDS": str(HEARTBEAT_SECONDS),
+            **bucket.env,
         }
         try:
             with running_daemon(env, tmp / "daemon.log"):
-                yield Platform(env, home, pg_database_url, tmp / "shared" / "artifacts", tmp)
+                yield Platform(env, home, pg_database_url, bucket, tmp)
         finally:
             _forget_queue(queue)
 
@@ -220,8 +223,8 @@ def _assert_completed_once(platform: Platform, rows: dict[str, sa.Row]) -> None:
         assert {a.attempt for a in artifacts} == {rows[task_id].attempt_count}, task_id
         for artifact in artifacts:
             assert artifact.verified
-            path = Path(artifact.uri.removeprefix("file://"))
-            assert file_sha256(path) == artifact.sha256
+            stored = platform.bucket.read(artifact.uri)
+            assert hashlib.sha256(stored).hexdigest() == artifact.sha256
     with platform.instance() as instance:
         events = instance.fetch_materializations(dg.AssetKey("task_runs"), limit=10_000).records
     per_task = Counter(e.partition_key for e in events if e.partition_key in rows)
@@ -247,9 +250,9 @@ def _alive(pid: int) -> bool:
 
 
 def _attempts_run(platform: Platform, task_id: str) -> list[str]:
-    """Attempts whose handler got as far as writing its result file on the shared volume."""
-    task_dir = platform.artifacts / task_id
-    return sorted(p.name for p in task_dir.glob("attempt-*") if any(p.iterdir()))
+    """Attempts whose handler got as far as writing a result object in the shared bucket."""
+    keys = platform.bucket.keys(prefix=f"artifacts/{task_id}/")
+    return sorted({key.split("/")[2] for key in keys})
 
 
 def test_batches_are_spread_over_both_workers(platform: Platform, workers: list[CeleryWorker]):
