@@ -31,6 +31,7 @@ from juggernaut_assets.assets.task_runs import task_runs
 from juggernaut_assets.jobs.execute_tasks import execute_tasks
 from juggernaut_assets.jobs.pull_requests import settle_pull_requests
 from juggernaut_assets.lib.sources.rdap import BOOTSTRAP_URL as RDAP_BOOTSTRAP_URL
+from juggernaut_assets.lib.ui_text import ui_description
 from juggernaut_assets.resources.github import GitHubResource
 from juggernaut_assets.resources.governance_db import GovernanceDB
 from juggernaut_assets.resources.http_sources import HttpSources
@@ -152,17 +153,25 @@ RESOURCES = {
     ),
 }
 
+ASSETS = [
+    *EXTERNAL_TABLES,
+    task_runs,
+    task_completion_audit,
+    experiment_metrics,
+    experiment_decisions,
+    market_trends,
+    trend_scores,
+    expired_domains,
+]
+
+
+def _ui_spec(spec: dg.AssetSpec) -> dg.AssetSpec:
+    """The docstring as the catalog shows it: plain text (the catalog does not render markdown)."""
+    return spec.replace_attributes(description=ui_description(spec.description))
+
+
 defs = dg.Definitions(
-    assets=[
-        *EXTERNAL_TABLES,
-        task_runs,
-        task_completion_audit,
-        experiment_metrics,
-        experiment_decisions,
-        market_trends,
-        trend_scores,
-        expired_domains,
-    ],
+    assets=dg.map_asset_specs(_ui_spec, ASSETS),
     asset_checks=[],
     jobs=[
         execute_tasks,

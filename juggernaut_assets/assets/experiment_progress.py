@@ -30,7 +30,7 @@ from juggernaut_assets.lib.experiments.decisions import (
     decide,
 )
 from juggernaut_assets.resources.governance_db import GovernanceDB
-from juggernaut_assets.resources.polars_io import markdown_table
+from juggernaut_assets.resources.polars_io import Column, documented_columns, markdown_table
 from juggernaut_assets.tasks.create import add_task
 
 log = logging.getLogger(__name__)
@@ -50,6 +50,18 @@ NEW_STATUS = {
     Decision.CONCLUDE: ExperimentStatus.COMPLETED,
     Decision.ROLL_BACK: ExperimentStatus.ROLLED_BACK,
     Decision.PAUSE: ExperimentStatus.PAUSED,
+}
+DECISION_COLUMNS: dict[str, Column] = {
+    "experiment_id": (pl.String(), "The experiment (experiments.id)."),
+    "name": (pl.String(), "Its name."),
+    "decision": (
+        pl.String(),
+        f"{', '.join(Decision)}, or {NOT_DECIDED} (the database refused even the pause: "
+        "decided again next time).",
+    ),
+    "reason": (pl.String(), "Why, in words for a person."),
+    "winner": (pl.String(), "The winning variant, when there is one."),
+    "task_id": (pl.String(), "The task the decision created (next iteration or roll-back)."),
 }
 
 
@@ -278,13 +290,16 @@ def progress_experiments(
             }
         if decided is not None:
             rows.append(decided)
-    schema = {
-        c: pl.String for c in ("experiment_id", "name", "decision", "reason", "winner", "task_id")
-    }
+    schema = {name: dtype for name, (dtype, _) in DECISION_COLUMNS.items()}
     return pl.DataFrame(rows, schema=schema)
 
 
-@dg.asset(group_name="experiments", kinds={"polars", "postgres"}, owners=OWNERS)
+@dg.asset(
+    group_name="experiments",
+    kinds={"polars", "postgres"},
+    owners=OWNERS,
+    metadata=documented_columns(DECISION_COLUMNS),
+)
 def experiment_decisions(
     context: dg.AssetExecutionContext,
     governance_db: GovernanceDB,
@@ -298,9 +313,7 @@ def experiment_decisions(
     (e.g. an iteration template with an unknown priority) is paused with "cannot continue:
     ..." and nothing of that decision is written; the others are decided as usual.
 
-    Columns: `experiment_id, name, decision, reason, winner, task_id` (`decision` is
-    `not_decided` when the database refused even the pause: decided again next time). Each
-    decision is written to `experiments` exactly once per `experiment_metrics` materialisation
+    Each decision is written to `experiments` exactly once per `experiment_metrics` materialisation
     (its id is the evaluation key in `results_summary`), so a retried run writes nothing twice.
     """
     records = context.instance.fetch_materializations(

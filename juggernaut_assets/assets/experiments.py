@@ -19,7 +19,7 @@ from juggernaut_assets.lib.experiments.stats import (
     experiment_metrics_frame,
 )
 from juggernaut_assets.resources.governance_db import GovernanceDB
-from juggernaut_assets.resources.polars_io import markdown_table
+from juggernaut_assets.resources.polars_io import documented_columns, markdown_table
 
 P = ExperimentMetricPoint.__table__
 V = ExperimentVariant.__table__
@@ -308,11 +308,75 @@ def build_experiment_metrics(engine: Engine) -> tuple[pl.DataFrame, dict[str, in
     }
 
 
+METRICS_COLUMNS = documented_columns(
+    {
+        "experiment_id": (pl.String(), "The experiment (experiments.id)."),
+        "variant": (
+            pl.String(),
+            "The variant (null on a goal-based experiment's rows: all units together).",
+        ),
+        "metric": (pl.String(), "The metric."),
+        "metric_type": (pl.String(), "binomial, mean or ratio."),
+        "is_control": (pl.Boolean(), "Whether this variant is the experiment's control."),
+        "n": (pl.Int64(), "Units with a finite value."),
+        "mean": (
+            pl.Float64(),
+            "Mean per unit (for a ratio metric, mean numerator over mean denominator).",
+        ),
+        "variance": (
+            pl.Float64(),
+            "Variance per unit: p(1-p) for binomial, by the delta method for a ratio.",
+        ),
+        "lift_abs": (
+            pl.Float64(),
+            "Absolute lift over the control (null on the control and on rows not ok).",
+        ),
+        "lift_rel": (pl.Float64(), "Relative lift over the control."),
+        "ci_low": (pl.Float64(), "Lower end of the 95 % Welch interval of the relative lift."),
+        "ci_high": (pl.Float64(), "Upper end of that interval."),
+        "p_value": (pl.Float64(), "Two-sided p-value against the control."),
+        "chance_to_beat_control": (
+            pl.Float64(),
+            "Bayesian chance to beat the control (prior N(0, 0.3²) on the relative lift).",
+        ),
+        "risk": (
+            pl.Float64(),
+            "Bayesian risk: expected relative loss E[max(−lift, 0)] of choosing this variant.",
+        ),
+        "seq_ci_low": (
+            pl.Float64(),
+            "Lower end of the always-valid interval (N* = 5000): safe to watch daily.",
+        ),
+        "seq_ci_high": (pl.Float64(), "Upper end of the always-valid interval."),
+        "seq_p_value": (pl.Float64(), "Always-valid p-value."),
+        "cuped_lift_rel": (
+            pl.Float64(),
+            "Relative lift after CUPED (when every unit has a covariate).",
+        ),
+        "cuped_p_value": (pl.Float64(), "p-value after CUPED."),
+        "cuped_theta": (pl.Float64(), "The CUPED coefficient."),
+        "srm_p_value": (
+            pl.Float64(),
+            "Per experiment: χ² p-value of the traffic split against the configured one.",
+        ),
+        "srm_flag": (pl.Boolean(), "Sample-ratio mismatch: srm_p_value below 0.001."),
+        "invalid_values": (pl.Int64(), "NaN/inf values or negative denominators left out."),
+        "status": (
+            pl.String(),
+            "ok, insufficient_data, zero_variance, missing_control, no_data, "
+            "invalid_denominator, or goal_based (0 or 1 variant: judged against its criteria, "
+            "not a control).",
+        ),
+    }
+)
+
+
 @dg.asset(
     group_name="experiments",
     kinds={"polars"},
     owners=OWNERS,
     deps=[experiment_metric_points],
+    metadata=METRICS_COLUMNS,
 )
 def experiment_metrics(
     context: dg.AssetExecutionContext, governance_db: GovernanceDB
@@ -320,19 +384,9 @@ def experiment_metrics(
     """One row per experiment × variant × metric, computed from `experiment_metric_points`
     (aggregated to sufficient statistics in the database first).
 
-    Columns: `experiment_id, variant, metric, metric_type` (`binomial | mean | ratio`),
-    `is_control`, `n` (units with a finite value), `mean`, `variance` (binomial p(1-p); ratio by
-    the delta method); against the control of the same experiment and metric (null on the
-    control row and on rows whose status is not `ok`): `lift_abs`, `lift_rel`, `ci_low` /
-    `ci_high` (95 % Welch interval of the relative lift), `p_value` (two-sided),
-    `chance_to_beat_control` and `risk` (Bayesian, Gaussian prior N(0, 0.3²) on the relative
-    lift), `seq_ci_low` / `seq_ci_high` / `seq_p_value` (always-valid, N* = 5000: safe to watch
-    daily), `cuped_lift_rel` / `cuped_p_value` (when every unit has a covariate),
-    `cuped_theta`; per experiment `srm_p_value` and `srm_flag` (χ² against the configured
-    traffic, flagged below 0.001); `invalid_values` (NaN/inf values or negative denominators
-    left out); `status`: `ok`, `insufficient_data`, `zero_variance`, `missing_control`,
-    `no_data`, `invalid_denominator`, or `goal_based` (experiments with 0 or 1 variant: one row
-    per metric over all points, judged against their criteria instead of a control).
+    Against the control of the same experiment and metric: lifts, a Welch interval, Bayesian
+    and always-valid (sequential) statistics and CUPED; per experiment a sample-ratio test.
+    Each column is described in the Columns table.
     """
     frame, skipped = build_experiment_metrics(governance_db.engine)
     problems = frame.filter(pl.col("status") != RowStatus.OK.value)

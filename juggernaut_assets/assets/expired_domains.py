@@ -22,7 +22,7 @@ from juggernaut_assets.lib.domains.score import COMPONENTS, score_domains
 from juggernaut_assets.lib.trends import top_terms
 from juggernaut_assets.resources.governance_db import GovernanceDB
 from juggernaut_assets.resources.http_sources import HttpSources
-from juggernaut_assets.resources.polars_io import markdown_table
+from juggernaut_assets.resources.polars_io import Column, documented_columns, markdown_table
 from juggernaut_assets.tasks.create import add_task
 from juggernaut_assets.tasks.payloads import DomainAcquisitionPayload
 
@@ -30,25 +30,35 @@ TASK_TYPE = "domain_acquisition"
 CHECK_SCHEMA = "schema_and_types"
 CHECK_SCORE_RANGE = "score_in_range"
 CHECK_UNIQUE = "no_duplicate_domains"
-OUTPUT_SCHEMA = pl.Schema(
-    {
-        "domain": pl.String,
-        "tld": pl.String,
-        "source": pl.String,
-        "registered": pl.Boolean,
-        "rdap_status": pl.List(pl.String),
-        "expiration_date": pl.Date,
-        "estimated_drop_date": pl.Date,
-        "wayback_snapshots": pl.Int64,
-        "first_archived_year": pl.Int64,
-        "matched_terms": pl.List(pl.String),
-        "score": pl.Float64,
-        **dict.fromkeys(COMPONENTS, pl.Float64),
-        "rdap_url": pl.String,
-        "checked_at": pl.Datetime("us", "UTC"),
-        "error": pl.String,
-    }
-)
+SCORE_PARTS = {
+    "score_length": "Label length: 15 points for 5-14 characters, 3 fewer per character outside.",
+    "score_digits": "−8 per digit in the label.",
+    "score_hyphens": "−4 per hyphen in the label.",
+    "score_words": "Up to 20 points for the share of the label made of dictionary words.",
+    "score_tld": ".com 10, .net and .org 6, others 0.",
+    "score_trend": "5 points per matched trend term, at most 15.",
+    "score_archive": "Wayback history: 2-10 points by snapshots, plus 0.5 per archived year.",
+    "score_timing": "Free now 20; a drop date 20 falling to 0 at 60 days; registered −15.",
+}
+assert tuple(SCORE_PARTS) == COMPONENTS
+OUTPUT_COLUMNS: dict[str, Column] = {
+    "domain": (pl.String(), "The name, normalised (IDN as punycode)."),
+    "tld": (pl.String(), "Its top-level domain."),
+    "source": (pl.String(), "The drop list it came from, or trends:<term> for a trend name."),
+    "registered": (pl.Boolean(), "Registered per RDAP (false: free to register now)."),
+    "rdap_status": (pl.List(pl.String()), "Its RDAP statuses (e.g. pending delete)."),
+    "expiration_date": (pl.Date(), "Its registration's expiration date, per RDAP."),
+    "estimated_drop_date": (pl.Date(), "The day it is expected to be deleted, if it drops."),
+    "wayback_snapshots": (pl.Int64(), "Snapshots in the Wayback Machine."),
+    "first_archived_year": (pl.Int64(), "The year of its first Wayback snapshot."),
+    "matched_terms": (pl.List(pl.String()), "Trend terms the name contains."),
+    "score": (pl.Float64(), "0..100, the sum of the score_* parts (lib/domains/score.py)."),
+    **{name: (pl.Float64(), text) for name, text in SCORE_PARTS.items()},
+    "rdap_url": (pl.String(), "The RDAP record the lookup read."),
+    "checked_at": (pl.Datetime("us", "UTC"), "When it was looked up (or the cached lookup)."),
+    "error": (pl.String(), "Why the name could not be checked (invalid, no RDAP server, …)."),
+}
+OUTPUT_SCHEMA = pl.Schema({name: dtype for name, (dtype, _) in OUTPUT_COLUMNS.items()})
 
 
 class ExpiredDomainsConfig(dg.Config):
@@ -196,6 +206,7 @@ def create_acquisition_tasks(
     kinds={"polars"},
     owners=OWNERS,
     freshness_policy=DAILY_FRESHNESS,
+    metadata=documented_columns(OUTPUT_COLUMNS),
     check_specs=[
         dg.AssetCheckSpec(
             CHECK_SCHEMA,
@@ -228,7 +239,8 @@ def expired_domains(
     a row with the reason in `error`), looked up in RDAP (IANA bootstrap; registered or not,
     status, expiration, an estimated drop date) and the Wayback CDX API (snapshots, first
     archived year), with lookups cached in `domain_checks` for `cache_ttl_hours`. The score
-    (0..100) and its `score_*` components are documented in `lib/domains/score.py`.
+    (0..100) is the sum of its `score_*` parts (each column is described in the Columns table;
+    the rules in full are in `lib/domains/score.py`).
 
     Names scoring at least `task_threshold` that are free or dropping become
     `domain_acquisition` tasks (deduplicated, waiting for approval because they spend money).

@@ -12,7 +12,7 @@ from juggernaut_assets.lib import trends
 from juggernaut_assets.lib.sources import TREND_SOURCES, TrackedItems
 from juggernaut_assets.lib.trend_collect import collect_observations
 from juggernaut_assets.resources.http_sources import HttpSources
-from juggernaut_assets.resources.polars_io import markdown_table
+from juggernaut_assets.resources.polars_io import documented_columns, markdown_table
 
 TRENDS_START = "2026-11-01"
 daily = dg.DailyPartitionsDefinition(start_date=TRENDS_START)
@@ -23,6 +23,38 @@ DAILY_FRESHNESS = dg.FreshnessPolicy.time_window(
 OBSERVATION_COLUMNS = tuple(trends.OBSERVATION_SCHEMA)
 TRACKED = TrackedItems()
 PARAMS = trends.TrendParams()
+OBSERVED = {
+    "term": "What is trending: a topic, story term, search, article or package.",
+    "source": f"Where it was observed: {', '.join(TREND_SOURCES)}.",
+    "metric": "What was counted (e.g. new_repos, points, pageviews, downloads, approx_traffic).",
+    "value": "The count on that day.",
+    "observed_date": "The day the value is for.",
+    "url": "The source's page for this term.",
+    "fetched_at": "When the value was fetched (the latest fetch of a day wins).",
+}
+OBSERVATIONS_DOC = {name: (trends.OBSERVATION_SCHEMA[name], OBSERVED[name]) for name in OBSERVED}
+SCORES_DOC = {
+    **OBSERVATIONS_DOC,
+    "history": (pl.Int64(), f"Days observed in the trailing {PARAMS.window_days}-day window."),
+    "z_score": (
+        pl.Float64(),
+        "The day's value against that window (null with fewer than "
+        f"{PARAMS.min_history} days of history).",
+    ),
+    "growth": (
+        pl.Float64(),
+        f"Growth of the last {PARAMS.growth_days} days' sum over the {PARAMS.growth_days} "
+        "before (null while the series is younger than both).",
+    ),
+    "ewma": (pl.Float64(), f"Exponentially weighted mean of the series (span {PARAMS.ewma_span})."),
+    "agrees": (
+        pl.Boolean(),
+        f"This series trends: z_score ≥ {PARAMS.agree_z} or growth ≥ {PARAMS.agree_growth}.",
+    ),
+    "sources_agreeing": (pl.Int64(), "Per term: how many sources have a series that trends."),
+    "term_score": (pl.Float64(), "Per term: its best z_score (the ranking's second key)."),
+    "term_growth": (pl.Float64(), "Per term: its best growth (breaks ties)."),
+}
 
 
 class MarketTrendsConfig(dg.Config):
@@ -66,6 +98,7 @@ def _source_report(outcomes: dict) -> str:
     group_name="trends",
     kinds={"polars"},
     owners=OWNERS,
+    metadata=documented_columns(OBSERVATIONS_DOC),
     check_specs=[
         dg.AssetCheckSpec(
             "observations_are_valid",
@@ -82,11 +115,11 @@ def market_trends(
 ):
     """Trend observations from keyless public sources, one partition per day.
 
-    One row per observation: `term, source, metric, value, observed_date, url, fetched_at`.
-    Sources (config `sources`): GitHub repository search (new repositories by stars, per topic
-    and language), Hacker News via Algolia (stories and points per tracked term), the Google
-    Trends RSS feed, Wikipedia pageviews of tracked articles (30 days), PyPI and npm download
-    counts of tracked packages. What is tracked is run config, not code.
+    One row per observation (term, source, metric, value and day). Sources (config
+    `sources`): GitHub repository search (new repositories by stars, per topic and language),
+    Hacker News via Algolia (stories and points per tracked term), the Google Trends RSS feed,
+    Wikipedia pageviews of tracked articles (30 days), PyPI and npm download counts of tracked
+    packages. What is tracked is run config, not code.
 
     Each source's outcome (rows, HTTP statuses, errors) is in the metadata. One failing source
     does not fail the scan; all failing does, with every source's error in the message.
@@ -167,6 +200,7 @@ class TrendScoresConfig(dg.Config):
     group_name="trends",
     kinds={"polars"},
     owners=OWNERS,
+    metadata=documented_columns(SCORES_DOC),
     ins={"market_trends": dg.AssetIn(metadata={"allow_missing_partitions": True})},
 )
 def trend_scores(

@@ -31,13 +31,13 @@ import dagster as dg
 import polars as pl
 import sqlalchemy as sa
 
-from juggernaut_assets.assets.governance import governance_tasks, task_artifacts
+from juggernaut_assets.assets.governance import OWNERS, governance_tasks, task_artifacts
 from juggernaut_assets.db.enums import TaskStatus, VerificationStatus
 from juggernaut_assets.db.models import AuditReport, GovernanceTask, TaskArtifact, new_id
 from juggernaut_assets.execution.registry import is_executable
 from juggernaut_assets.lib.audit_rules import FAKE_COMPLETIONS, REPORT_ORDER, Finding, audit_tasks
 from juggernaut_assets.resources.governance_db import GovernanceDB
-from juggernaut_assets.resources.polars_io import markdown_table
+from juggernaut_assets.resources.polars_io import documented_columns, markdown_table
 
 NO_FAKE_COMPLETIONS = "no_fake_completions"
 REPORT_TYPE = "task_completion_audit"
@@ -63,6 +63,28 @@ TASK_SCHEMA: dict[str, pl.DataType] = {
     "artifacts": pl.Int64(),
     "verified_artifacts": pl.Int64(),
 }
+
+FINDINGS = ", ".join(f.value for f in Finding if f is not Finding.OK)
+AUDIT_COLUMNS = documented_columns(
+    {
+        "task_id": (pl.String(), "The task's id in governance_tasks."),
+        "task_type": (pl.String(), "Its type (which handler carries it out)."),
+        "title": (pl.String(), "Its title."),
+        "status": (pl.String(), "Its status when audited."),
+        "artifacts": (
+            pl.Int64(),
+            "Rows in task_artifacts of the task's current attempt (for a completed task, the "
+            "attempt that completed it; all rows for history written before artifacts carried "
+            "an attempt number).",
+        ),
+        "verified_artifacts": (pl.Int64(), "How many of those were verified."),
+        "finding": (pl.String(), f"ok, or the problem found: {FINDINGS}."),
+        "detail": (pl.String(), "Why, in words for a person."),
+        "age_hours": (pl.Float64(), "Hours since the task was created (2 decimals)."),
+        "verification_status": (pl.String(), "The task's verification status."),
+        "attempt_count": (pl.Int64(), "The attempt judged."),
+    }
+)
 
 
 class TaskAuditConfig(dg.Config):
@@ -290,7 +312,10 @@ def _examples(audit: pl.DataFrame, limit: int = 10) -> str:
 
 @dg.asset(
     group_name="tasks",
+    kinds={"polars", "postgres"},
+    owners=OWNERS,
     deps=[governance_tasks, task_artifacts],
+    metadata=AUDIT_COLUMNS,
     check_specs=[
         dg.AssetCheckSpec(
             NO_FAKE_COMPLETIONS,
@@ -314,16 +339,10 @@ def task_completion_audit(
     Re-materialised after batch runs (task_audit_after_runs_sensor, at most every few
     minutes) and every 15 minutes by task_completion_audit_schedule.
 
-    Columns: task_id, task_type, title, status; artifacts and verified_artifacts (rows in
-    task_artifacts of the task's current attempt, i.e. the completing attempt of a completed
-    task; all rows for history written before artifacts carried an attempt number; all and
-    verified); finding (ok or a named problem: completed_without_artifact,
-    completed_unverified, stuck, no_handler, blocked_dependency, blocked, awaiting_pr_stale,
-    failed_without_reason); detail (why, for a person); age_hours (since creation, 2 decimals);
-    verification_status; attempt_count (the attempt judged).
-    Each run also writes a row to production's audit_reports; with reset_fake_completions,
-    fake completions go back to the queue, in the same transaction as that row. An empty
-    governance_tasks gives an empty frame and a passing check.
+    Problems come first (fake completions first), oldest first; the columns are described in
+    the Columns table. Each run also writes a row to production's audit_reports; with
+    reset_fake_completions, fake completions go back to the queue, in the same transaction as
+    that row. An empty governance_tasks gives an empty frame and a passing check.
     """
     now = datetime.now(UTC)
     audit = audit_database(governance_db.engine, now, config)

@@ -3,10 +3,15 @@
 We keep polars 1.x and write this small `UPathIOManager` subclass instead of depending on
 dagster-polars, so the IO layer does not pin our polars version (dagster-polars 0.27 breaks on
 polars 2). Every output gets its row count, column schema and a preview as metadata.
+
+An asset documents its columns once, in its definition (`documented_columns`): the UI's Columns
+table shows them before the first materialisation, and every materialisation's column schema
+carries the same descriptions beside the frame's real types.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import dagster as dg
@@ -14,12 +19,32 @@ import polars as pl
 from upath import UPath
 
 PREVIEW_ROWS = 10
+COLUMN_SCHEMA = "dagster/column_schema"
+
+Column = tuple[pl.DataType, str]
+"""A documented column: its polars type and what it holds, for a person."""
 
 
-def frame_metadata(df: pl.DataFrame) -> dict[str, Any]:
-    """Row count, schema and a markdown preview of a frame, for the Dagster UI."""
+def documented_columns(columns: Mapping[str, Column]) -> dict[str, dg.TableSchema]:
+    """Definition metadata documenting an asset's columns, in their order."""
+    return {
+        COLUMN_SCHEMA: dg.TableSchema(
+            [dg.TableColumn(name, str(dtype), text) for name, (dtype, text) in columns.items()]
+        )
+    }
+
+
+def frame_metadata(df: pl.DataFrame, documented: dg.TableSchema | None = None) -> dict[str, Any]:
+    """Row count, schema and a markdown preview of a frame, for the Dagster UI.
+
+    The schema has the frame's own columns and types, with the descriptions `documented` gives.
+    """
+    described = {c.name: c.description for c in documented.columns} if documented else {}
     schema = dg.TableSchema(
-        columns=[dg.TableColumn(name, str(dtype)) for name, dtype in df.schema.items()]
+        columns=[
+            dg.TableColumn(name, str(dtype), described.get(name))
+            for name, dtype in df.schema.items()
+        ]
     )
     preview = df.head(PREVIEW_ROWS)
     return {
@@ -53,7 +78,8 @@ class _ParquetUPathIOManager(dg.UPathIOManager):
             obj.write_parquet(f)
 
     def get_metadata(self, context: dg.OutputContext, obj: pl.DataFrame) -> dict[str, Any]:
-        return frame_metadata(obj)
+        documented = context.definition_metadata.get(COLUMN_SCHEMA)
+        return frame_metadata(obj, documented if isinstance(documented, dg.TableSchema) else None)
 
     def load_from_path(self, context: dg.InputContext, path: UPath) -> pl.DataFrame:
         with path.open("rb") as f:
