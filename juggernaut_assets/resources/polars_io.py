@@ -21,7 +21,7 @@ from upath import UPath
 PREVIEW_ROWS = 10
 COLUMN_SCHEMA = "dagster/column_schema"
 
-Column = tuple[pl.DataType, str]
+Column = tuple[pl.DataType | type[pl.DataType], str]
 """A documented column: its polars type and what it holds, for a person."""
 
 
