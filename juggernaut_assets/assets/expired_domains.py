@@ -38,9 +38,10 @@ SCORE_PARTS = {
     "score_tld": ".com 10, .net and .org 6, others 0.",
     "score_trend": "5 points per matched trend term, at most 15.",
     "score_archive": "Wayback history: 2-10 points by snapshots, plus 0.5 per archived year.",
-    "score_timing": "Free now 20; a drop date 20 falling to 0 at 60 days; registered −15.",
+    "score_timing": "Free now 20; a drop date 20 falling to 0 at 60 days; a drop status "
+    "without a date 10; registered without one −15.",
 }
-assert tuple(SCORE_PARTS) == COMPONENTS
+"""What each score component adds (every one of `COMPONENTS`; the rules: lib/domains/score.py)."""
 OUTPUT_COLUMNS: dict[str, Column] = {
     "domain": (pl.String(), "The name, normalised (IDN as punycode)."),
     "tld": (pl.String(), "Its top-level domain."),
@@ -53,7 +54,7 @@ OUTPUT_COLUMNS: dict[str, Column] = {
     "first_archived_year": (pl.Int64(), "The year of its first Wayback snapshot."),
     "matched_terms": (pl.List(pl.String()), "Trend terms the name contains."),
     "score": (pl.Float64(), "0..100, the sum of the score_* parts (lib/domains/score.py)."),
-    **{name: (pl.Float64(), text) for name, text in SCORE_PARTS.items()},
+    **{name: (pl.Float64(), SCORE_PARTS[name]) for name in COMPONENTS},
     "rdap_url": (pl.String(), "The RDAP record the lookup read."),
     "checked_at": (pl.Datetime("us", "UTC"), "When it was looked up (or the cached lookup)."),
     "error": (pl.String(), "Why the name could not be checked (invalid, no RDAP server, …)."),
