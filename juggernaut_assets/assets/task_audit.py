@@ -37,7 +37,7 @@ from juggernaut_assets.db.models import AuditReport, GovernanceTask, TaskArtifac
 from juggernaut_assets.execution.registry import is_executable
 from juggernaut_assets.lib.audit_rules import FAKE_COMPLETIONS, REPORT_ORDER, Finding, audit_tasks
 from juggernaut_assets.resources.governance_db import GovernanceDB
-from juggernaut_assets.resources.polars_io import documented_columns, markdown_table
+from juggernaut_assets.resources.polars_io import Column, documented_columns, markdown_table
 
 NO_FAKE_COMPLETIONS = "no_fake_completions"
 REPORT_TYPE = "task_completion_audit"
@@ -65,26 +65,25 @@ TASK_SCHEMA: dict[str, pl.DataType] = {
 }
 
 FINDINGS = ", ".join(f.value for f in Finding if f is not Finding.OK)
-AUDIT_COLUMNS = documented_columns(
-    {
-        "task_id": (pl.String(), "The task's id in governance_tasks."),
-        "task_type": (pl.String(), "Its type (which handler carries it out)."),
-        "title": (pl.String(), "Its title."),
-        "status": (pl.String(), "Its status when audited."),
-        "artifacts": (
-            pl.Int64(),
-            "Rows in task_artifacts of the task's current attempt (for a completed task, the "
-            "attempt that completed it; all rows for history written before artifacts carried "
-            "an attempt number).",
-        ),
-        "verified_artifacts": (pl.Int64(), "How many of those were verified."),
-        "finding": (pl.String(), f"ok, or the problem found: {FINDINGS}."),
-        "detail": (pl.String(), "Why, in words for a person."),
-        "age_hours": (pl.Float64(), "Hours since the task was created (2 decimals)."),
-        "verification_status": (pl.String(), "The task's verification status."),
-        "attempt_count": (pl.Int64(), "The attempt judged."),
-    }
-)
+AUDIT_COLUMNS: dict[str, Column] = {
+    "task_id": (pl.String(), "The task's id in governance_tasks."),
+    "task_type": (pl.String(), "Its type (which handler carries it out)."),
+    "title": (pl.String(), "Its title."),
+    "status": (pl.String(), "Its status when audited."),
+    "artifacts": (
+        pl.Int64(),
+        "Rows in task_artifacts of the task's current attempt (for a completed task, the "
+        "attempt that completed it; all rows for history written before artifacts carried "
+        "an attempt number).",
+    ),
+    "verified_artifacts": (pl.Int64(), "How many of those were verified."),
+    "finding": (pl.String(), f"ok, or the problem found: {FINDINGS}."),
+    "detail": (pl.String(), "Why, in words for a person."),
+    "age_hours": (pl.Float64(), "Hours since the task was created (2 decimals)."),
+    "verification_status": (pl.String(), "The task's verification status."),
+    "attempt_count": (pl.Int64(), "The attempt judged."),
+}
+"""The audit's columns, in their order: `build_audit` selects exactly these."""
 
 
 class TaskAuditConfig(dg.Config):
@@ -238,18 +237,10 @@ def build_audit(tasks: pl.DataFrame, now: datetime, config: TaskAuditConfig) -> 
         pr_stale_after_hours=config.pr_stale_after_hours,
     )
     worst_first = pl.Enum([f.value for f in REPORT_ORDER])
-    return audited.sort(pl.col("finding").cast(worst_first), "created_at").select(
-        "task_id",
-        "task_type",
-        "title",
-        "status",
-        "artifacts",
-        "verified_artifacts",
-        "finding",
-        "detail",
-        pl.col("age_hours").round(2),
-        "verification_status",
-        "attempt_count",
+    return (
+        audited.sort(pl.col("finding").cast(worst_first), "created_at")
+        .with_columns(pl.col("age_hours").round(2))
+        .select(*AUDIT_COLUMNS)
     )
 
 
@@ -315,7 +306,7 @@ def _examples(audit: pl.DataFrame, limit: int = 10) -> str:
     kinds={"polars", "postgres"},
     owners=OWNERS,
     deps=[governance_tasks, task_artifacts],
-    metadata=AUDIT_COLUMNS,
+    metadata=documented_columns(AUDIT_COLUMNS),
     check_specs=[
         dg.AssetCheckSpec(
             NO_FAKE_COMPLETIONS,
